@@ -224,16 +224,27 @@ FDC_LABELS = {"EHD": "EHD", "IHD": "IHD", "MHD": "MHD", "OTHER": "OTHER", "No ri
 
 
 def load_beavertails_fdc(files: Files) -> Rows:
-    """BeaverTails prompts with the paper authors' FDC labels (``No risk`` becomes ``NONE``)."""
+    """BeaverTails prompts with the paper authors' FDC labels (``No risk`` becomes ``NONE``).
+
+    The file repeats a few records verbatim (same id, prompt and label); repeats are dropped, so
+    ids are unique. The same id with a different prompt or label is an error.
+    """
     path = files["beavertails_selected_relabelled.json"]
-    return [
-        {
+    rows: Rows = []
+    seen: dict[str, dict[str, Any]] = {}
+    for row, rec in read_json_records(path):
+        item = {
             "id": text(path, row, rec, "id"),
             "prompt": text(path, row, rec, "question_y"),
             "category": choice(path, row, rec, "category", FDC_LABELS),
         }
-        for row, rec in read_json_records(path)
-    ]
+        if item["id"] in seen:
+            if seen[item["id"]] != item:
+                raise DataFormatError(path, row, "id", f"{item['id']!r} repeats with other content")
+            continue
+        seen[item["id"]] = item
+        rows.append(item)
+    return rows
 
 
 _SPEAKER = re.compile(r"\n\n(Human|Assistant):[ ]?")
@@ -241,19 +252,24 @@ _SPEAKER = re.compile(r"\n\n(Human|Assistant):[ ]?")
 
 def parse_hh_dialogue(transcript: str) -> list[dict[str, str]]:
     """Split an HH-RLHF transcript ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` into messages
-    ``{"role": "user" | "assistant", "content": ...}``. Raises ``ValueError`` when the text does
-    not start with a human turn or the speakers do not alternate."""
+    ``{"role": "user" | "assistant", "content": ...}``.
+
+    A few transcripts hold two ``Assistant:`` (or ``Human:``) blocks in a row; they are joined
+    into one message with a blank line between, so roles always alternate. Raises ``ValueError``
+    when the text does not start with a human turn or has no assistant turn.
+    """
     parts = _SPEAKER.split(transcript)
     if parts[0].strip():
         raise ValueError("text before the first 'Human:' turn")
     messages: list[dict[str, str]] = []
     for speaker, content in zip(parts[1::2], parts[2::2], strict=True):
         role = "user" if speaker == "Human" else "assistant"
-        if (role == "user") != (len(messages) % 2 == 0):
-            raise ValueError(f"turn {len(messages) + 1} is '{speaker}'; speakers must alternate")
-        messages.append({"role": role, "content": content.strip()})
-    if len(messages) < 2:
-        raise ValueError("expected at least one Human and one Assistant turn")
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"] = f"{messages[-1]['content']}\n\n{content.strip()}"
+        else:
+            messages.append({"role": role, "content": content.strip()})
+    if len(messages) < 2 or messages[0]["role"] != "user":
+        raise ValueError("expected a 'Human:' turn followed by an 'Assistant:' turn")
     return messages
 
 
