@@ -390,6 +390,7 @@ def convert_gguf(profile: Profile, *, force: bool = False) -> Path:
         tokenizer.save_pretrained(staging)
         marker = {"gguf_file": gguf.name, "gguf_sha256": file_sha256(gguf)}
         (staging / _SOURCE_MARKER).write_text(json.dumps(marker, indent=2))
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

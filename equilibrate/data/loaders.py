@@ -90,7 +90,7 @@ def load_advbench(files: Files) -> Rows:
     path = files["harmful_behaviors.csv"]
     return [
         {
-            "id": str(row - 1),
+            "id": str(row - 1),  # 1 = first record (row 1 is the header)
             "prompt": text(path, row, rec, "goal"),
             "target": text(path, row, rec, "target"),
         }
