@@ -78,9 +78,10 @@ class Profile:
         quantization: ``None`` or ``"nf4"`` (bitsandbytes 4-bit with double quantization).
         chat_template: a Jinja chat template, or ``None`` to keep the tokenizer's own.
         stop_tokens: token strings that end an assistant turn; generation stops at any of them.
-        pad_tokens: preferred padding tokens, first one present in the vocabulary wins. Padding
-            uses a token that is *not* a stop token, so training collators that mask padding never
-            mask the end of a turn.
+            The first one is the end-of-turn token the chat template writes after every message.
+        pad_tokens: preferred padding tokens, the first one in the vocabulary wins. Padding never
+            uses the end-of-turn token, so training collators that mask padding never mask the
+            end of a turn.
         eval_max_new_tokens: the book's answer length for evaluation runs (tokens).
         batch_size: the book's generation batch size (prompts per forward pass).
         max_length: the book's cap on prompt + response length for training (tokens).
@@ -420,7 +421,7 @@ def model_path(profile: Profile) -> Path:
 def _choose_pad_token(tokenizer: PreTrainedTokenizerBase, profile: Profile) -> None:
     vocab = tokenizer.get_vocab()
     for token in profile.pad_tokens:
-        if token in vocab and token not in profile.stop_tokens:
+        if token in vocab and token != profile.stop_tokens[0]:
             tokenizer.pad_token = token
             return
     if tokenizer.pad_token is None:

@@ -221,7 +221,9 @@ class HardwareSection:
     ``micro_batch_size`` pairs go through the model at once on each of ``num_processes``
     processes; the rest of the effective batch is gradient accumulation. ``optimizer: auto`` is
     paged 8-bit AdamW on CUDA and plain AdamW on CPU. ``quant_storage: bf16`` stores nf4 weights
-    in bf16 containers, which FSDP needs to shard a quantized model.
+    in bf16 containers, which FSDP needs to shard a quantized model. ``fp32_lm_head`` runs the
+    output projection in fp32 (trl already reduces the log-softmax in fp32; this also keeps the
+    logits themselves out of fp16).
     """
 
     device: str = "auto"
@@ -233,6 +235,7 @@ class HardwareSection:
     gpu_memory_gib: float | None = None
     quant_storage: str | None = None
     attention: str = "sdpa"
+    fp32_lm_head: bool = False
 
     def __post_init__(self) -> None:
         _choice(self.device, "hardware.device", DEVICES)
@@ -250,6 +253,7 @@ class HardwareSection:
         if self.quant_storage is not None:
             _choice(self.quant_storage, "hardware.quant_storage", DTYPES)
         _choice(self.attention, "hardware.attention", ("sdpa", "eager", "flash_attention_2"))
+        _check(isinstance(self.fp32_lm_head, bool), "hardware.fp32_lm_head", "expected true or false")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""Adaptive message-wise alignment (AMA).
+
+- :mod:`~equilibrate.ama.masks`: which response tokens a pair trains on (messages, pivots,
+  merging, fallback) and soft weights.
+- :mod:`~equilibrate.ama.align`: scores as character spans, carried onto any tokenizer's tokens.
+- :mod:`~equilibrate.ama.scorers`: the ``segment``, ``implicit`` and ``reward-model`` scorers and
+  :func:`score_dataset`.
+- :mod:`~equilibrate.ama.trainer`: :class:`AMADPOConfig` and :class:`AMADPOTrainer` (trl).
+- :mod:`~equilibrate.ama.viz`: :func:`render_masks_html` and the live :class:`MaskView`.
+
+Names are imported on first use, so ``import equilibrate.ama`` does not load trl or torch models.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MaskStats": "masks",
+    "message_mask": "masks",
+    "message_mask_with_stats": "masks",
+    "message_weights": "masks",
+    "message_weights_with_stats": "masks",
+    "message_runs": "masks",
+    "resolve_baseline": "masks",
+    "token_scores": "align",
+    "token_char_spans": "align",
+    "Scorer": "scorers",
+    "SegmentScorer": "scorers",
+    "ImplicitScorer": "scorers",
+    "RewardModelScorer": "scorers",
+    "SafetyClassifier": "scorers",
+    "ClassifierReport": "scorers",
+    "split_messages": "scorers",
+    "get_scorer": "scorers",
+    "score_dataset": "scorers",
+    "AMADPOConfig": "trainer",
+    "AMADPOTrainer": "trainer",
+    "render_masks_html": "viz",
+    "MaskView": "viz",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'equilibrate.ama' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"equilibrate.ama.{module}"), name)
+    globals()[name] = value
+    return value
