@@ -364,7 +364,8 @@ def generate(
     if cache is not None and not model_key:
         raise ConfigError(
             "model_key",
-            "a cache needs a model_key naming the model; pass model_key=model_key(profile, adapter)",
+            "a cache needs a model_key naming the model; "
+            "pass model_key=equilibrate.generate.model_key(profile, adapter)",
         )
     prompts = list(prompts)
     key_text = model_key or ""

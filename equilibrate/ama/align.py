@@ -44,7 +44,9 @@ def decoded_token_ends(tokenizer, ids: Sequence[int]) -> tuple[str, list[int]]:
             length = max(last, len(piece))
         ends.append(length)
         last = length
-    text = tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    text = tokenizer.decode(
+        list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
+    )
     if ends:
         ends[-1] = max(ends[-1], len(text))
     return text, ends

@@ -119,7 +119,9 @@ def message_runs(sides: Sequence[int], min_message_tokens: int = 1) -> list[tupl
         ``[(start, end, side), ...]`` with ``end`` exclusive, covering ``range(len(sides))``.
     """
     if min_message_tokens < 1:
-        raise ConfigError("min_message_tokens", f"expected an integer >= 1, got {min_message_tokens}")
+        raise ConfigError(
+            "min_message_tokens", f"expected an integer >= 1, got {min_message_tokens}"
+        )
     runs: list[list[int]] = []  # [start, end, side]
     for i, side in enumerate(sides):
         if runs and runs[-1][2] == side:

@@ -103,7 +103,9 @@ class AMADPOConfig(DPOConfig):
                 "ama_weighting", f"expected one of {WEIGHTINGS}, got {self.ama_weighting!r}"
             )
         if not float(self.ama_temperature) > 0:
-            raise ConfigError("ama_temperature", f"expected a number > 0, got {self.ama_temperature}")
+            raise ConfigError(
+                "ama_temperature", f"expected a number > 0, got {self.ama_temperature}"
+            )
         loss_type = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
         if loss_type != ["sigmoid"]:
             raise ConfigError(
@@ -118,7 +120,7 @@ class AMADPOConfig(DPOConfig):
 
 
 class AMACollator:
-    """Wraps trl's preference collator and adds ``ama_scores`` [2B, T] aligned with ``input_ids``."""
+    """Wraps trl's preference collator; adds ``ama_scores`` [2B, T] aligned with ``input_ids``."""
 
     def __init__(self, base, max_length: int | None, truncation_mode: str = "keep_start") -> None:
         self.base = base
@@ -132,8 +134,9 @@ class AMACollator:
                 "train_dataset",
                 f"batch has no {missing}; was the dataset prepared by AMADPOTrainer?",
             )
-        batch = self.base([{k: v for k, v in ex.items() if k not in TOKEN_SCORE_COLUMNS}
-                           for ex in examples])
+        batch = self.base(
+            [{k: v for k, v in ex.items() if k not in TOKEN_SCORE_COLUMNS} for ex in examples]
+        )
         rows = []
         for side, column in zip(("chosen_ids", "rejected_ids"), TOKEN_SCORE_COLUMNS, strict=True):
             for ex in examples:
@@ -162,7 +165,9 @@ def _text_of(value: Any) -> str:
         return value
     if isinstance(value, list) and value and isinstance(value[-1], dict):
         return str(value[-1].get("content", ""))
-    raise ConfigError("chosen", f"expected a string or a list of messages, got {type(value).__name__}")
+    raise ConfigError(
+        "chosen", f"expected a string or a list of messages, got {type(value).__name__}"
+    )
 
 
 class AMADPOTrainer(DPOTrainer):
@@ -202,7 +207,10 @@ class AMADPOTrainer(DPOTrainer):
             if dropped:
                 logger.warning(
                     "%s: %d of %d pairs dropped: their prompt alone fills max_length=%s",
-                    dataset_name, dropped, rows_before, args.max_length,
+                    dataset_name,
+                    dropped,
+                    rows_before,
+                    args.max_length,
                 )
             if len(dataset) == 0:
                 raise ConfigError(
@@ -287,7 +295,8 @@ class AMADPOTrainer(DPOTrainer):
         result = super().train(*args, **kwargs)
         logger.info(
             "AMA: %d of %d responses kept no message and trained on all tokens (plain DPO)",
-            self._ama_fallbacks, self._ama_responses,
+            self._ama_fallbacks,
+            self._ama_responses,
         )
         return result
 

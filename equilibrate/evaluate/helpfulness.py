@@ -9,11 +9,12 @@ log-probabilities of the option's tokens, and pick the best option. Two ways to 
   different lengths (CommonsenseQA, ARC, TruthfulQA MC1) are then compared fairly.
 
 The default is ``"mean"``; both accuracies are stored (metrics ``accuracy_sum`` and
-``accuracy_mean``) and ``accuracy`` repeats the default one. The question is shown as plain text,
-``"Question: ...\\nAnswer:"``, with each option as the continuation (``" Paris"``); set ``chat=True``
-to wrap the question in the profile's chat template instead. WinoGrande uses *partial scoring*:
-each option fills the blank in the sentence, and we score the rest of the sentence after the blank
-(the same words for both options), so the option is judged by how well the sentence continues.
+``accuracy_mean``) and ``accuracy`` repeats the default one. The question is shown as plain
+text, ``"Question: ...\\nAnswer:"``, with each option as the continuation (``" Paris"``); set
+``chat=True`` to wrap the question in the profile's chat template instead. WinoGrande uses
+*partial scoring*: each option fills the blank in the sentence, and we score the rest of the
+sentence after the blank (the same words for both options), so the option is judged by how well
+the sentence continues.
 
 **Generation with exact match** (GSM8K, BBH): the model answers in its chat template, greedy, and
 the final answer is read from the text (:func:`extract_number`, :func:`extract_bbh_answer`).
@@ -39,7 +40,14 @@ from equilibrate.evaluate.results import Score
 
 log = logging.getLogger(__name__)
 
-MC_BENCHMARKS = ("mmlu", "arc_easy", "arc_challenge", "commonsenseqa", "winogrande", "truthfulqa_mc1")
+MC_BENCHMARKS = (
+    "mmlu",
+    "arc_easy",
+    "arc_challenge",
+    "commonsenseqa",
+    "winogrande",
+    "truthfulqa_mc1",
+)
 GENERATION_BENCHMARKS = ("gsm8k", "bbh")
 CODE_BENCHMARKS = ("humaneval",)
 NORMALISATIONS = ("sum", "mean")
@@ -57,7 +65,9 @@ def accuracy_score(benchmark: str, metric: str, correct: Sequence[bool]) -> Scor
 # Multiple choice by log-likelihood
 
 
-def mc_requests(row: Mapping[str, Any], benchmark: str, fmt: str = "cloze") -> list[tuple[str, str]]:
+def mc_requests(
+    row: Mapping[str, Any], benchmark: str, fmt: str = "cloze"
+) -> list[tuple[str, str]]:
     """The ``(context, continuation)`` text pair scored for each option of one question.
 
     ``cloze``: context ``"Question: <q>\\nAnswer:"``, continuation ``" <option text>"``.
@@ -99,7 +109,9 @@ def encode_request(
         context_ids = list(tokenizer(context)["input_ids"])
     continuation_ids = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
     if not context_ids or not continuation_ids:
-        raise ConfigError("request", f"empty context or continuation: {context!r} / {continuation!r}")
+        raise ConfigError(
+            "request", f"empty context or continuation: {context!r} / {continuation!r}"
+        )
     return context_ids, continuation_ids
 
 
@@ -176,7 +188,9 @@ def choose_option(option_scores: Sequence[tuple[float, int]], normalisation: str
     ``sum`` compares the sums, ``mean`` the sums divided by the token counts. Ties go to the first.
     """
     if normalisation not in NORMALISATIONS:
-        raise ConfigError("normalisation", f"expected one of {NORMALISATIONS}, got {normalisation!r}")
+        raise ConfigError(
+            "normalisation", f"expected one of {NORMALISATIONS}, got {normalisation!r}"
+        )
     values = [s if normalisation == "sum" else s / k for s, k in option_scores]
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
@@ -205,7 +219,9 @@ def score_multiple_choice(
     Returns ``accuracy`` (with ``normalisation``), ``accuracy_sum`` and ``accuracy_mean``.
     """
     if normalisation not in NORMALISATIONS:
-        raise ConfigError("normalisation", f"expected one of {NORMALISATIONS}, got {normalisation!r}")
+        raise ConfigError(
+            "normalisation", f"expected one of {NORMALISATIONS}, got {normalisation!r}"
+        )
     requests: list[tuple[list[int], list[int]]] = []
     spans: list[tuple[int, int]] = []
     for row in rows:
@@ -242,7 +258,7 @@ def score_multiple_choice(
 # ---------------------------------------------------------------------------------------------
 # GSM8K: reading the final number
 
-_NUMBER = re.compile(r"(?<![\w.])-?\$?\s?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\$\s?)?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _HASHES = re.compile(r"####\s*")
 _ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*", re.IGNORECASE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -386,7 +402,7 @@ def bbh_correct(response: str, gold: str) -> bool:
 
 
 BBH_PROMPT = (
-    "{question}\n\nThink step by step, then finish with \"So the answer is X.\" where X is the "
+    '{question}\n\nThink step by step, then finish with "So the answer is X." where X is the '
     "answer in the form the question asks for."
 )
 

@@ -1,4 +1,4 @@
-"""95% intervals for the scores: Wilson for one proportion, a seeded bootstrap for a mean of benchmarks.
+"""95% intervals: Wilson for one proportion, a seeded bootstrap for a mean of benchmark scores.
 
 Every score in the evaluation is a share of items (prompts answered safely, questions answered
 correctly), so a single benchmark gets the Wilson score interval. The helpful average is the

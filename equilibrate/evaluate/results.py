@@ -84,7 +84,7 @@ def score_to_json(score: Score) -> dict[str, Any]:
 
 
 def save_results(scores: Iterable[Score], run_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``results.csv`` under ``<run_dir>/evaluation``; return both paths."""
+    """Write ``<run_dir>/evaluation/results.json`` and ``results.csv``; return both paths."""
     folder = results_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     scores = list(scores)
@@ -113,7 +113,9 @@ def _fraction(file: Path, row: int, field: str, raw: Any, *, optional: bool) -> 
     try:
         x = float(raw)
     except (TypeError, ValueError):
-        raise DataFormatError(file, row, field, f"expected a number in [0, 1], got {raw!r}") from None
+        raise DataFormatError(
+            file, row, field, f"expected a number in [0, 1], got {raw!r}"
+        ) from None
     if math.isnan(x):
         return None if optional else x
     if not 0.0 <= x <= 1.0:
@@ -130,7 +132,9 @@ def score_from_row(raw: dict[str, Any], file: Path, row: int) -> Score:
         raise DataFormatError(file, row, missing[0], "field is missing")
     for field in ("model", "axis", "benchmark", "metric"):
         if not isinstance(raw[field], str) or not raw[field]:
-            raise DataFormatError(file, row, field, f"expected a non-empty string, got {raw[field]!r}")
+            raise DataFormatError(
+                file, row, field, f"expected a non-empty string, got {raw[field]!r}"
+            )
     if raw["axis"] not in AXES:
         raise DataFormatError(file, row, "axis", f"expected one of {AXES}, got {raw['axis']!r}")
     try:

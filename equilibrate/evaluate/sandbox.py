@@ -4,7 +4,8 @@
 interpreter (``python -I``: no user site-packages, no ``PYTHON*`` environment variables, the
 script's folder not on ``sys.path``) under these limits:
 
-- **time**: a wall-clock timeout (the whole process group is killed) and an ``RLIMIT_CPU`` limit;
+- **time**: a wall-clock timeout (the whole process group is killed) and an ``RLIMIT_CPU`` limit
+  (the resource limits are set by the child itself, before the untrusted code is read);
 - **memory**: ``RLIMIT_AS`` caps the address space (allocations beyond it raise ``MemoryError``);
 - **files**: ``RLIMIT_FSIZE`` caps any file the child writes (its captured output included), no
   core dumps, the working directory and ``HOME``/``TMPDIR`` are the temporary directory, which is
@@ -19,11 +20,12 @@ script's folder not on ``sys.path``) under these limits:
 
 **What it does not protect against.** Audit hooks are a tripwire, not a security boundary: PEP 578
 says so, and code written to escape (for example through a C extension already loaded, or
-``gc``/frame tricks that reach interpreter internals) may get past them. The child runs as the same
-user, can read any file that user can read, and shares the machine's CPU. There is no
-kernel-level network isolation (no namespace, no seccomp). This is adequate for HumanEval answers
-from a model under evaluation, which are buggy rather than hostile; run untrusted code from
-unknown sources in a container or VM instead.
+``gc``/frame tricks that reach interpreter internals) may get past them. The child runs as the
+same user, can read any file that user can read, and shares the machine's CPU; run as root, it
+could even raise its own resource limits (the wall-clock timeout, enforced by the parent, still
+holds). There is no kernel-level network isolation (no namespace, no seccomp). This is adequate
+for HumanEval answers from a model under evaluation, which are buggy rather than hostile; run
+untrusted code from unknown sources in a container or VM instead.
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ log = logging.getLogger(__name__)
 
 OUTPUT_LIMIT = 64 * 1024  # characters of stdout/stderr kept in the result
 
-_GUARD = r'''
-import os, sys
+_GUARD = r"""
+import os, resource, sys
 
 _ROOT = os.path.realpath(sys.argv[2])
+_CPU, _MEMORY, _FILE = (int(x) for x in sys.argv[3:6])
+resource.setrlimit(resource.RLIMIT_CPU, (_CPU, _CPU + 1))
+resource.setrlimit(resource.RLIMIT_AS, (_MEMORY, _MEMORY))
+resource.setrlimit(resource.RLIMIT_FSIZE, (_FILE, _FILE))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 _BLOCKED = (
     "socket.", "subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
     "os.forkpty", "os.kill", "os.killpg", "pty.", "ctypes.", "webbrowser.", "os.startfile",
@@ -93,7 +100,7 @@ with open(_file, encoding="utf-8") as _fh:
     _code = compile(_fh.read(), _file, "exec")
 sys.argv = [_file]
 exec(_code, {"__name__": "__main__", "__file__": _file, "__builtins__": __builtins__})
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -118,18 +125,6 @@ class SandboxResult:
         return "passed" if self.passed else ("timed_out" if self.timed_out else "failed")
 
 
-def _limits(cpu_seconds: int, memory_mb: int, file_mb: int) -> None:
-    """Set in the child between fork and exec (``preexec_fn``)."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    memory = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    size = file_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def run_python(
     code: str,
     timeout_s: float = 10.0,
@@ -148,17 +143,29 @@ def run_python(
     """
     if sys.platform == "win32":
         raise ConfigError("run_code", "the sandbox needs a POSIX system (resource limits)")
-    for name, value in (("timeout_s", timeout_s), ("cpu_seconds", cpu_seconds),
-                        ("memory_mb", memory_mb), ("file_mb", file_mb)):
+    for name, value in (
+        ("timeout_s", timeout_s),
+        ("cpu_seconds", cpu_seconds),
+        ("memory_mb", memory_mb),
+        ("file_mb", file_mb),
+    ):
         if value <= 0:
             raise ConfigError(name, f"must be positive, got {value}")
     with tempfile.TemporaryDirectory(prefix="equilibrate-sandbox-") as tmp:
         root = Path(tmp)
         (root / "program.py").write_text(code, encoding="utf-8")
         (root / "guard.py").write_text(_GUARD, encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": tmp,
+            "TMPDIR": tmp,
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+        }
+        limits = [cpu_seconds, memory_mb * 1024 * 1024, file_mb * 1024 * 1024]
         command = [sys.executable, "-I", str(root / "guard.py"), str(root / "program.py"), tmp]
+        command += [str(int(x)) for x in limits]
         start = time.monotonic()
         with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
             proc = subprocess.Popen(
@@ -169,7 +176,6 @@ def run_python(
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=lambda: _limits(cpu_seconds, memory_mb, file_mb),
             )
             timed_out = False
             try:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,22 +314,53 @@ class EmbeddingCategorizer:
 # --------------------------------------------------------------------------------------------
 
 
-def labelled_prompts(rows: Sequence[dict] | None = None) -> tuple[list[str], list[str]]:
-    """Prompts and our spelling of the authors' labels from ``beavertails_fdc`` (or ``rows``)."""
-    if rows is None:
-        from equilibrate import data
+def labelled_prompts(
+    rows: Sequence[dict] | None = None, dedup: bool = True
+) -> tuple[list[str], list[str]]:
+    """Prompts and our spelling of the authors' labels from ``beavertails_fdc`` (or ``rows``).
 
+    With ``dedup`` (default) a prompt that appears several times (same text after
+    ``normalize_prompt``) is kept once, with its most frequent label (the first seen on a tie), so
+    no prompt can sit on both sides of a train/validation split.
+    """
+    from equilibrate import data
+
+    if rows is None:
         rows = data.load("beavertails_fdc")
-    prompts, labels = [], []
+    groups: dict[str, list[tuple[str, str]]] = {}
     for i, row in enumerate(rows, start=1):
         label = canonical_category(row.get("category", ""))
         if label is None:
             raise DataFormatError(
                 "beavertails_fdc", i, "category", f"unknown label {row.get('category')!r}"
             )
-        prompts.append(row["prompt"])
+        key = data.normalize_prompt(row["prompt"]) if dedup else str(i)
+        groups.setdefault(key, []).append((row["prompt"], label))
+    prompts, labels = [], []
+    for members in groups.values():
+        counts = Counter(label for _, label in members)
+        top = max(counts.values())
+        label = next(lab for _, lab in members if counts[lab] == top)
+        prompts.append(members[0][0])
         labels.append(label)
     return prompts, labels
+
+
+def label_conflicts(rows: Sequence[dict] | None = None) -> tuple[int, int]:
+    """``(repeated, conflicting)``: prompts the authors labelled more than once, and how many of
+    those got different labels (a direct view of the labels' noise)."""
+    from equilibrate import data
+
+    if rows is None:
+        rows = data.load("beavertails_fdc")
+    groups: dict[str, set[str]] = {}
+    counts: Counter = Counter()
+    for row in rows:
+        key = data.normalize_prompt(row["prompt"])
+        counts[key] += 1
+        groups.setdefault(key, set()).add(canonical_category(row["category"]) or "?")
+    repeated = [k for k, n in counts.items() if n > 1]
+    return len(repeated), sum(len(groups[k]) > 1 for k in repeated)
 
 
 def validation_split(
@@ -415,7 +447,7 @@ def trained_categorizer(
     train, val = validation_split(refs, val_fraction, seed)
     key_src = json.dumps(
         {"p": prompts, "r": refs, "labels": list(labels), "v": val_fraction, "s": seed,
-         "e": encoder, "version": 1}
+         "e": encoder, "version": 2}
     )
     folder = cache_dir("fdc", "categorizer-" + hashlib.sha256(key_src.encode()).hexdigest()[:16])
     if (folder / "settings.json").is_file():
@@ -438,6 +470,7 @@ __all__ = [
     "LLMJudgeCategorizer",
     "category_from_answers",
     "evaluate_categories",
+    "label_conflicts",
     "labelled_prompts",
     "parse_yes_no",
     "trained_categorizer",

@@ -79,7 +79,9 @@ def nf4_bytes(numel: int, double_quant: bool) -> int:
     return packed + 4 * blocks
 
 
-def weight_bytes(shape: ModelShape, quantization: str, weight_dtype: str, double_quant: bool) -> int:
+def weight_bytes(
+    shape: ModelShape, quantization: str, weight_dtype: str, double_quant: bool
+) -> int:
     """Bytes of the base model's weights."""
     dtype = DTYPE_BYTES[weight_dtype]
     if quantization == "none":
@@ -150,13 +152,17 @@ class MemoryPlan:
 
     def summary(self) -> str:
         """A printable breakdown, one component a line, then the verdict."""
-        lines = [f"memory plan for {self.recipe_name} ({self.shape.name}, "
-                 f"{self.tokens_per_micro_batch} tokens per micro-batch incl. chosen+rejected)"]
+        lines = [
+            f"memory plan for {self.recipe_name} ({self.shape.name}, "
+            f"{self.tokens_per_micro_batch} tokens per micro-batch incl. chosen+rejected)"
+        ]
         for name, value in self.components.items():
             lines.append(f"  {name:<14} {value / GIB:9.3f} GiB")
         lines.append(f"  {'total':<14} {self.total_gib:9.3f} GiB")
-        lines.append(f"  (full fp32 logits, policy + reference, would add "
-                     f"{self.unfused_logits_bytes / GIB:.3f} GiB; trl's fused head avoids them)")
+        lines.append(
+            f"  (full fp32 logits, policy + reference, would add "
+            f"{self.unfused_logits_bytes / GIB:.3f} GiB; trl's fused head avoids them)"
+        )
         if self.gpu_memory_gib is not None:
             verdict = "fits" if self.fits else "does NOT fit"
             lines.append(f"  {verdict} in {self.gpu_memory_gib:g} GiB")
@@ -172,8 +178,11 @@ def recipe_shape(recipe: Recipe) -> ModelShape:
         return get_shape(recipe.model.shape)
     if recipe.model.path:
         return shape_from_config(recipe.model.path, name=recipe.model.path)
-    raise ConfigError("model.shape", "set model.shape so the planner knows the model's sizes",
-                      source=recipe.source)
+    raise ConfigError(
+        "model.shape",
+        "set model.shape so the planner knows the model's sizes",
+        source=recipe.source,
+    )
 
 
 def _components(
@@ -260,7 +269,9 @@ def plan_memory(recipe: Recipe, gpu_memory_gib: float | None = None) -> MemoryPl
     return plan
 
 
-def _fits(recipe: Recipe, shape: ModelShape, micro: int, length: int, ckpt: bool, gpu: float) -> bool:
+def _fits(
+    recipe: Recipe, shape: ModelShape, micro: int, length: int, ckpt: bool, gpu: float
+) -> bool:
     components, _, _ = _components(recipe, shape, micro, length, ckpt)
     return sum(components.values()) / GIB <= gpu
 

@@ -65,8 +65,9 @@ def read_pairs_jsonl(path: Path) -> list[dict[str, Any]]:
                 raise DataFormatError(path, number, None, f"not valid JSON: {err}") from None
             for name in PAIR_FIELDS:
                 if name not in record:
-                    raise DataFormatError(path, number, name, "missing (a pair needs "
-                                          "prompt, chosen and rejected)")
+                    raise DataFormatError(
+                        path, number, name, "missing (a pair needs prompt, chosen and rejected)"
+                    )
             record.setdefault("id", f"{path.stem}/{number}")
             record["prompt"] = _messages(record["prompt"], "user")
             record["chosen"] = _messages(record["chosen"], "assistant")
@@ -79,8 +80,10 @@ def _from_mix(path: Path) -> list[dict[str, Any]]:
     try:
         from equilibrate.fdc import MixConfig, build_mix
     except ImportError as err:
-        raise ConfigError("data.source", f"{path} is a mix file but equilibrate.fdc cannot build "
-                          f"mixes here ({err})") from None
+        raise ConfigError(
+            "data.source",
+            f"{path} is a mix file but equilibrate.fdc cannot build mixes here ({err})",
+        ) from None
     loader = getattr(MixConfig, "load", None)
     config = loader(path) if loader else MixConfig(**_yaml(path))
     dataset, _manifest = build_mix(config)
@@ -93,10 +96,13 @@ def _yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def load_pairs(data: DataSection, *, num_words: int = 256) -> list[dict[str, Any]]:
+def load_pairs(
+    data: DataSection, *, num_words: int = 256, spans: bool = False
+) -> list[dict[str, Any]]:
     """The preference rows ``data`` names, shuffled with ``data.seed`` and cut to ``data.limit``.
 
-    ``num_words`` is the vocabulary of the synthetic source (the word tokenizer's size).
+    ``num_words`` is the vocabulary of the synthetic source (the word tokenizer's size) and
+    ``spans`` gives synthetic rows AMA spans (see :func:`synthetic_pairs`).
     """
     source = data.source
     if source == "synthetic":
@@ -106,6 +112,7 @@ def load_pairs(data: DataSection, *, num_words: int = 256) -> list[dict[str, Any
             response_words=data.response_words,
             num_words=num_words,
             seed=data.seed,
+            spans=spans,
         )
     path = Path(source).expanduser()
     if source.endswith(".jsonl"):
@@ -126,8 +133,11 @@ def load_pairs(data: DataSection, *, num_words: int = 256) -> list[dict[str, Any
                 raise
             raise ConfigError("data.source", f"unknown dataset {source!r}: {err}") from None
         if not raw or not all(f in raw[0] for f in PAIR_FIELDS):
-            raise ConfigError("data.source", f"dataset {source!r} has no prompt/chosen/rejected "
-                              "fields; use hh_rlhf_harmless, hh_rlhf_helpful, a .jsonl or a mix")
+            raise ConfigError(
+                "data.source",
+                f"dataset {source!r} has no prompt/chosen/rejected "
+                "fields; use hh_rlhf_harmless, hh_rlhf_helpful, a .jsonl or a mix",
+            )
         rows = [pair_from_registry_row(r) for r in raw]
     random.Random(data.seed).shuffle(rows)
     if data.limit is not None:

@@ -73,9 +73,10 @@ def _choice(value: Any, name: str, options: tuple[str, ...]) -> None:
 class ModelSection:
     """Which weights to train and how they are stored.
 
-    ``profile`` names an :mod:`equilibrate.profiles` profile (weights and tokenizer); ``path`` a local
-    folder with ``config.json`` and a tokenizer, which wins over the profile. ``shape`` names a shape
-    in :data:`equilibrate.train.shapes.SHAPES` for the planner (read from ``path`` when omitted).
+    ``profile`` names an :mod:`equilibrate.profiles` profile (weights and tokenizer); ``path``
+    a local folder with ``config.json`` and a tokenizer, which wins over the profile. ``shape``
+    names a shape in :data:`equilibrate.train.shapes.SHAPES` for the planner (read from ``path``
+    when omitted).
     """
 
     profile: str | None = None
@@ -253,7 +254,9 @@ class HardwareSection:
         if self.quant_storage is not None:
             _choice(self.quant_storage, "hardware.quant_storage", DTYPES)
         _choice(self.attention, "hardware.attention", ("sdpa", "eager", "flash_attention_2"))
-        _check(isinstance(self.fp32_lm_head, bool), "hardware.fp32_lm_head", "expected true or false")
+        _check(
+            isinstance(self.fp32_lm_head, bool), "hardware.fp32_lm_head", "expected true or false"
+        )
 
 
 @dataclass(frozen=True)
@@ -354,7 +357,9 @@ class Recipe:
         """Build and validate a recipe; errors name the field and ``source``."""
         src = None if source is None else str(source)
         if not isinstance(data, Mapping):
-            raise ConfigError("recipe", f"expected a mapping of sections, got {type(data).__name__}", src)
+            raise ConfigError(
+                "recipe", f"expected a mapping of sections, got {type(data).__name__}", src
+            )
         unknown = [k for k in data if k not in _TOP_LEVEL]
         if unknown:
             raise ConfigError(
@@ -373,11 +378,15 @@ class Recipe:
                 extra = [k for k in values if k not in known]
                 if extra:
                     raise ConfigError(
-                        f"{section}.{extra[0]}", f"unknown setting; expected some of {sorted(known)}"
+                        f"{section}.{extra[0]}",
+                        f"unknown setting; expected some of {sorted(known)}",
                     )
                 sections[section] = klass(**values)
             return cls(
-                name=str(name), description=str(data.get("description") or ""), source=src, **sections
+                name=str(name),
+                description=str(data.get("description") or ""),
+                source=src,
+                **sections,
             )
         except ConfigError as err:
             raise ConfigError(err.field, err.problem, source=src) from None
@@ -450,6 +459,17 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     base.pop("name", None)
     base.pop("description", None)
     return _merge(base, data)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c.d=x"]`` -> ``{"a.b": 1, "c.d": "x"}``; values are read as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def repository_recipes(root: str | Path | None = None) -> list[Path]:

@@ -51,9 +51,13 @@ class ModelShape:
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(field, f"expected a positive integer, got {value!r}")
         if self.hidden % self.heads:
-            raise ConfigError("heads", f"hidden size {self.hidden} is not divisible by {self.heads}")
+            raise ConfigError(
+                "heads", f"hidden size {self.hidden} is not divisible by {self.heads}"
+            )
         if self.heads % self.kv_heads:
-            raise ConfigError("kv_heads", f"{self.heads} heads are not a multiple of {self.kv_heads}")
+            raise ConfigError(
+                "kv_heads", f"{self.heads} heads are not a multiple of {self.kv_heads}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -99,12 +103,14 @@ class ModelShape:
         return self.linear_params() + self.embedding_params() + self.norm_params()
 
     def lora_params(self, rank: int, targets: tuple[str, ...] | None = None) -> int:
-        """Trainable LoRA parameters: ``rank * (in + out)`` for each targeted projection and block."""
+        """Trainable LoRA parameters: ``rank * (in + out)`` per targeted projection and block."""
         shapes = self.linear_shapes()
         names = tuple(shapes) if targets is None else targets
         unknown = [n for n in names if n not in shapes]
         if unknown:
-            raise ConfigError("lora.target_modules", f"unknown projections {unknown}; known: {list(shapes)}")
+            raise ConfigError(
+                "lora.target_modules", f"unknown projections {unknown}; known: {list(shapes)}"
+            )
         return self.layers * sum(rank * (shapes[n][0] + shapes[n][1]) for n in names)
 
 
@@ -155,7 +161,9 @@ def get_shape(name: str) -> ModelShape:
     try:
         return SHAPES[name]
     except KeyError:
-        raise ConfigError("model.shape", f"unknown shape {name!r}; known: {sorted(SHAPES)}") from None
+        raise ConfigError(
+            "model.shape", f"unknown shape {name!r}; known: {sorted(SHAPES)}"
+        ) from None
 
 
 def shape_from_config(config: dict[str, Any] | str | Path, name: str = "custom") -> ModelShape:

@@ -51,21 +51,41 @@ def word_tokenizer(num_words: int = 256):
     return tokenizer
 
 
-def random_model(shape: ModelShape, dtype: Any = None, seed: int = 0, **config_overrides: Any):
-    """A ``LlamaForCausalLM`` with ``shape``'s exact sizes and random weights (``seed``)."""
+def random_model(
+    shape: ModelShape,
+    dtype: Any = None,
+    seed: int = 0,
+    device: str = "cpu",
+    **config_overrides: Any,
+):
+    """A ``LlamaForCausalLM`` with ``shape``'s exact sizes and random weights (``seed``).
+
+    The weights are created directly on ``device`` in ``dtype`` (default fp32): an 8B model built
+    on a GPU in bf16 takes seconds, on a CPU in fp32 minutes and 32 GB.
+    """
     import torch
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = llama_config(shape, **config_overrides)
-    model = LlamaForCausalLM(config)
-    if dtype is not None:
-        model = model.to(dtype)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or torch.float32)
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
     return model
 
 
 def save_random_model(
-    shape: ModelShape, folder: str | Path, *, num_words: int | None = None, seed: int = 0
+    shape: ModelShape,
+    folder: str | Path,
+    *,
+    num_words: int | None = None,
+    seed: int = 0,
+    dtype: Any = None,
+    device: str = "cpu",
 ) -> Path:
     """Save a random model of ``shape`` and a word tokenizer into ``folder``; returns the folder.
 
@@ -77,32 +97,54 @@ def save_random_model(
         return folder
     words = num_words if num_words is not None else min(shape.vocab - len(SPECIAL), 4096)
     if words + len(SPECIAL) > shape.vocab:
-        raise ValueError(f"{words} words + {len(SPECIAL)} special tokens exceed vocab {shape.vocab}")
+        raise ValueError(
+            f"{words} words + {len(SPECIAL)} special tokens exceed vocab {shape.vocab}"
+        )
     folder.mkdir(parents=True, exist_ok=True)
-    random_model(shape, seed=seed).save_pretrained(folder)
+    model = random_model(shape, dtype=dtype, seed=seed, device=device)
+    model.save_pretrained(folder)
+    del model
     word_tokenizer(words).save_pretrained(folder)
     return folder
 
 
 def synthetic_pairs(
-    n: int, *, prompt_words: int = 16, response_words: int = 16, num_words: int = 256, seed: int = 0
+    n: int,
+    *,
+    prompt_words: int = 16,
+    response_words: int = 16,
+    num_words: int = 256,
+    seed: int = 0,
+    spans: bool = False,
 ) -> list[dict[str, Any]]:
     """``n`` conversational preference rows of random words (trl's format).
 
     Each row: ``prompt`` = one user message of ``prompt_words`` words; ``chosen`` and
-    ``rejected`` = one assistant message of ``response_words`` words each.
+    ``rejected`` = one assistant message of ``response_words`` words each. With ``spans`` each
+    response also gets AMA character spans (``chosen_spans``/``rejected_spans``): its first half
+    scores +1 and its second half -1, so AMA keeps half of every response.
     """
     rng = random.Random(seed)
 
     def words(k: int) -> str:
         return " ".join(f"w{rng.randrange(num_words)}" for _ in range(k))
 
-    return [
-        {
+    def halves(text: str) -> list[tuple[int, int, float]]:
+        cut = text.rfind(" ", 0, len(text) // 2 + 1)
+        cut = len(text) // 2 if cut <= 0 else cut
+        return [(0, cut, 1.0), (cut, len(text), -1.0)]
+
+    rows = []
+    for i in range(n):
+        chosen, rejected = words(response_words), words(response_words)
+        row: dict[str, Any] = {
             "id": f"synthetic/{i}",
             "prompt": [{"role": "user", "content": words(prompt_words)}],
-            "chosen": [{"role": "assistant", "content": words(response_words)}],
-            "rejected": [{"role": "assistant", "content": words(response_words)}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
         }
-        for i in range(n)
-    ]
+        if spans:
+            row["chosen_spans"] = halves(chosen)
+            row["rejected_spans"] = halves(rejected)
+        rows.append(row)
+    return rows
