@@ -79,14 +79,21 @@ def main() -> None:
         results[batch_size] = (seconds, tokens)
         logger.info(
             "batch %2d: %d prompts, %d new tokens in %.1f s = %.1f tokens/s",
-            batch_size, len(prompts), tokens, seconds, tokens / seconds,
-        )  # fmt: skip
+            batch_size,
+            len(prompts),
+            tokens,
+            seconds,
+            tokens / seconds,
+        )
     (s1, t1), (sb, tb) = results[1], results[args.batch_size]
     logger.info(
         "batch %d / batch 1 throughput: %.2fx (torch threads: %d, %s, max_new_tokens %d)",
-        args.batch_size, (tb / sb) / (t1 / s1), torch.get_num_threads(), profile.model_id,
+        args.batch_size,
+        (tb / sb) / (t1 / s1),
+        torch.get_num_threads(),
+        profile.model_id,
         args.max_new_tokens,
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -325,10 +325,11 @@ def generate_token_ids(
     Returns ``len(prompts)`` lists, each of at most ``settings.max_new_tokens`` ids.
     """
     settings = settings or GenerationSettings()
-    encoded = [encode_chat(tokenizer, p, system_prompt=settings.system_prompt) for p in prompts]
+    pad_id = _pad_id(tokenizer)
     stop_ids = stop_token_ids(profile, tokenizer)
+    encoded = [encode_chat(tokenizer, p, system_prompt=settings.system_prompt) for p in prompts]
     out: list[list[int]] = [[] for _ in prompts]
-    for batch in _batches(model, encoded, settings, stop_ids, _pad_id(tokenizer)):
+    for batch in _batches(model, encoded, settings, stop_ids, pad_id):
         for index, ids, _ in batch:
             out[index] = ids
     return out
@@ -367,6 +368,8 @@ def generate(
             "a cache needs a model_key naming the model; "
             "pass model_key=equilibrate.generate.model_key(profile, adapter)",
         )
+    pad_id = _pad_id(tokenizer)
+    stop_ids = stop_token_ids(profile, tokenizer)
     prompts = list(prompts)
     key_text = model_key or ""
     keys = [cache_key(key_text, p, settings) for p in prompts]
@@ -385,11 +388,9 @@ def generate(
     if todo:
         todo_keys = list(todo)
         encoded = [
-            encode_chat(tokenizer, todo[k], system_prompt=settings.system_prompt)
-            for k in todo_keys
+            encode_chat(tokenizer, todo[k], system_prompt=settings.system_prompt) for k in todo_keys
         ]
-        stop_ids = stop_token_ids(profile, tokenizer)
-        for batch in _batches(model, encoded, settings, stop_ids, _pad_id(tokenizer)):
+        for batch in _batches(model, encoded, settings, stop_ids, pad_id):
             records = []
             for index, ids, stopped in batch:
                 key = todo_keys[index]

@@ -466,9 +466,7 @@ def load_tokenizer(profile: Profile) -> PreTrainedTokenizerBase:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     else:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                profile.model_id, local_files_only=offline()
-            )
+            tokenizer = AutoTokenizer.from_pretrained(profile.model_id, local_files_only=offline())
         except OSError as exc:
             raise _use_cpu_instead(
                 profile,

@@ -116,13 +116,19 @@ def test_batched_greedy_equals_unbatched_token_for_token(model, tokenizer):
     assert len(lengths) == len(PROMPTS)  # every batch really is left-padded
     profile = tiny_profile()
     one = generate_token_ids(
-        model, tokenizer, PROMPTS, GenerationSettings(max_new_tokens=8, batch_size=1),
+        model,
+        tokenizer,
+        PROMPTS,
+        GenerationSettings(max_new_tokens=8, batch_size=1),
         profile=profile,
-    )  # fmt: skip
+    )
     many = generate_token_ids(
-        model, tokenizer, PROMPTS, GenerationSettings(max_new_tokens=8, batch_size=4),
+        model,
+        tokenizer,
+        PROMPTS,
+        GenerationSettings(max_new_tokens=8, batch_size=4),
         profile=profile,
-    )  # fmt: skip
+    )
     assert many == one
     assert all(len(ids) == 8 for ids in one)  # the random model never emits a stop token here
     assert len({tuple(ids) for ids in one}) > 1  # the answers depend on the prompt
@@ -158,9 +164,12 @@ def test_identical_prompts_are_generated_once(model, tokenizer):
     counter = GenerateCounter(model)
     try:
         answers = generate(
-            model, tokenizer, ["Hi", "Hi", "Yo", "Hi"], GenerationSettings(max_new_tokens=3),
+            model,
+            tokenizer,
+            ["Hi", "Hi", "Yo", "Hi"],
+            GenerationSettings(max_new_tokens=3),
             profile=tiny_profile(),
-        )  # fmt: skip
+        )
     finally:
         counter.restore()
     assert counter.rows == 2
@@ -196,8 +205,14 @@ def test_cache_resumes_and_never_regenerates(model, tokenizer, tmp_path):
     assert len(records) == 6
     first = records[0]
     assert set(first) == {
-        "key", "model_key", "prompt", "response", "settings", "stopped", "new_tokens",
-    }  # fmt: skip
+        "key",
+        "model_key",
+        "prompt",
+        "response",
+        "settings",
+        "stopped",
+        "new_tokens",
+    }
     assert first["key"] == cache_key("tiny", first["prompt"], settings)
     assert first["settings"]["max_new_tokens"] == 6 and first["model_key"] == "tiny"
     assert first["stopped"] is False and first["new_tokens"] == 6
@@ -208,12 +223,33 @@ def test_cache_distinguishes_models_and_settings(model, tokenizer, tmp_path):
     profile = tiny_profile()
     counter = GenerateCounter(model)
     try:
-        generate(model, tokenizer, ["Hi"], GenerationSettings(max_new_tokens=3),
-                 profile=profile, cache=cache, model_key="a")  # fmt: skip
-        generate(model, tokenizer, ["Hi"], GenerationSettings(max_new_tokens=3),
-                 profile=profile, cache=cache, model_key="b")  # fmt: skip
-        generate(model, tokenizer, ["Hi"], GenerationSettings(max_new_tokens=4),
-                 profile=profile, cache=cache, model_key="a")  # fmt: skip
+        generate(
+            model,
+            tokenizer,
+            ["Hi"],
+            GenerationSettings(max_new_tokens=3),
+            profile=profile,
+            cache=cache,
+            model_key="a",
+        )
+        generate(
+            model,
+            tokenizer,
+            ["Hi"],
+            GenerationSettings(max_new_tokens=3),
+            profile=profile,
+            cache=cache,
+            model_key="b",
+        )
+        generate(
+            model,
+            tokenizer,
+            ["Hi"],
+            GenerationSettings(max_new_tokens=4),
+            profile=profile,
+            cache=cache,
+            model_key="a",
+        )
     finally:
         counter.restore()
     assert counter.rows == 3
@@ -260,13 +296,24 @@ def test_cache_without_model_key_is_refused(model, tokenizer, tmp_path):
     assert info.value.field == "model_key"
 
 
-def test_tokenizer_without_padding_is_refused(model, tmp_path):
-    import copy
-
-    bare = copy.deepcopy(llama3_tokenizer())
-    bare.pad_token = None
-    with pytest.raises(ConfigError, match="no padding token"):
-        generate(model, bare, ["Hi"], GenerationSettings(max_new_tokens=2), profile=tiny_profile())
+def test_tokenizer_without_padding_is_refused(model, tokenizer):
+    pad = tokenizer.pad_token
+    counter = GenerateCounter(model)
+    tokenizer.pad_token = None
+    try:
+        with pytest.raises(ConfigError, match="no padding token"):
+            generate(
+                model,
+                tokenizer,
+                ["Hi"],
+                GenerationSettings(max_new_tokens=2),
+                profile=tiny_profile(),
+            )
+    finally:
+        tokenizer.pad_token = pad  # the tokenizer is shared by the other tests
+        counter.restore()
+    assert counter.calls == 0  # refused before any work
+    assert tokenizer.pad_token_id is not None
 
 
 def test_sampling_is_seeded(model, tokenizer):
@@ -275,9 +322,11 @@ def test_sampling_is_seeded(model, tokenizer):
     first = generate_token_ids(model, tokenizer, PROMPTS[:2], settings, profile=profile)
     second = generate_token_ids(model, tokenizer, PROMPTS[:2], settings, profile=profile)
     other = generate_token_ids(
-        model, tokenizer, PROMPTS[:2], GenerationSettings(
-            max_new_tokens=6, do_sample=True, temperature=1.5, seed=4
-        ), profile=profile,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        PROMPTS[:2],
+        GenerationSettings(max_new_tokens=6, do_sample=True, temperature=1.5, seed=4),
+        profile=profile,
+    )
     assert first == second
     assert first != other

@@ -235,8 +235,19 @@ def test_adapter_folder_is_checked_before_loading(tmp_path):
     assert info.value.field == "adapter"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One CPU thread: on a shared, busy machine two threads ran about ten times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_real_smollm2_converts_loads_and_answers():
+def test_real_smollm2_converts_loads_and_answers(one_torch_thread):
     """Converts the GGUF once into the cache (about 25 s), then loads it in about a second."""
     from equilibrate.generate import GenerationSettings, generate
 

@@ -142,3 +142,62 @@ def test_cuda_recipe_refuses_on_cpu(tiny_folder, tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="hardware.device"):
         train_run(recipe, runs_root=tmp_path)
+
+
+def test_fp32_lm_head_projects_in_fp32_under_autocast(tiny_folder, tmp_path, monkeypatch):
+    """trl's fused head projects in the autocast dtype (bf16 here); with hardware.fp32_lm_head it
+    gets fp32 hidden states with autocast off, so the logit tiles are fp32."""
+    from datasets import Dataset
+
+    import trl.trainer.utils as trl_utils
+    from equilibrate.train.synthetic import synthetic_pairs
+    from equilibrate.train.trainer import build_trainer
+
+    seen = []
+    original = trl_utils._ChunkedLogProbFunction.apply
+
+    def spy(hidden, *args):
+        seen.append((hidden.dtype, torch.is_autocast_enabled("cpu")))
+        return original(hidden, *args)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", spy)
+    rows = [{k: v for k, v in r.items() if k != "id"} for r in synthetic_pairs(2)]
+    ids = torch.tensor([[1, 10, 11, 12, 13]])
+    for fp32_head, autocast_on in ((False, True), (True, False)):
+        recipe = tiny_recipe(tiny_folder, **{"hardware.fp32_lm_head": fp32_head})
+        trainer = build_trainer(recipe, Dataset.from_list(rows), tmp_path / str(fp32_head))
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = trainer.model(input_ids=ids, labels=ids, fused_lm_head=True)
+        assert [autocast for _, autocast in seen] == [autocast_on]
+        if fp32_head:
+            assert seen[0][0] == torch.float32
+        assert out.log_probs.dtype == torch.float32 and torch.isfinite(out.log_probs).all()
+
+
+def test_cli_trains_ama_dpo_and_merges(tiny_folder, tmp_path, capsys):
+    """`equilibrate train --method ama-dpo` on synthetic pairs with AMA spans, merged at the end."""
+    from transformers import AutoModelForCausalLM
+
+    from equilibrate.cli import main
+
+    recipe_file = tmp_path / "tiny.yaml"
+    recipe_file.write_text(tiny_recipe(tiny_folder).to_yaml())
+    code = main(
+        ["train", "--recipe", str(recipe_file), "--method", "ama-dpo", "--out", str(tmp_path),
+         "--set", "hyperparameters.max_steps=1", "--set", "run.merge_adapter=true"]
+    )
+    assert code == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("tiny (ama-dpo): trained, 1 steps on 16 pairs")
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert read_metrics(run_dir / "metrics.csv")["ama/kept_share"][0][1] < 1.0
+    # the merged model computes what base + adapter compute
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_folder)
+    with_adapter = PeftModel.from_pretrained(base, str(run_dir / "adapter")).eval()
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged").eval()
+    ids = torch.tensor([[1, 10, 11, 12, 13]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, with_adapter(ids).logits, atol=1e-5, rtol=0)

@@ -45,6 +45,7 @@ from equilibrate.evaluate.safety import (
 )
 from equilibrate.evaluate.sandbox import run_python
 from equilibrate.progress import progress
+from equilibrate.splits import pool_split
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,9 @@ def load_benchmark_rows(name: str, load_fn: Callable[[str], list[dict]]) -> list
         label = name.split("_")[1]
         return [r for r in load_fn("xstest") if r.get("label") == label]
     rows = load_fn(name)
+    if name in ("advbench", "harmbench"):
+        # Only the evaluation half: the other half may be training data (equilibrate.splits).
+        rows = [r for r in rows if pool_split(name, r) == "eval"]
     if name == "beavertails_fdc":  # its prompts carry the FDC category under 'category'
         rows = [dict(r, fdc_category=r.get("category")) for r in rows]
     return rows

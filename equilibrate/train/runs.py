@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -191,7 +192,7 @@ def _metrics_callback(path: Path):
                 return
             new = not path.is_file()
             values = dict(logs)
-            if hasattr(self, "_last_step_seconds"):
+            if "loss" in values and hasattr(self, "_last_step_seconds"):
                 values.setdefault("step_seconds", self._last_step_seconds)
             with path.open("a", newline="") as handle:
                 writer = csv.writer(handle)
@@ -296,15 +297,18 @@ def train_run(
     if check_memory:
         _check_memory(recipe, device)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
-    (run_dir / "data.json").write_text(
-        json.dumps({"source": source, "pairs": len(rows), "fingerprint": data_fp}, indent=2)
-    )
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+        (run_dir / "data.json").write_text(
+            json.dumps({"source": source, "pairs": len(rows), "fingerprint": data_fp}, indent=2)
+        )
     checkpoint = last_checkpoint(run_dir)
     resumed_from = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else 0
     if checkpoint is not None:
         logger.info("resuming %s from %s", run_dir.name, checkpoint.name)
-        _truncate_metrics(run_dir / METRICS_FILE, resumed_from)
+        if main_process:
+            _truncate_metrics(run_dir / METRICS_FILE, resumed_from)
     train_rows = [{k: v for k, v in r.items() if k != "id"} for r in rows]
     trainer = build_trainer(
         recipe,

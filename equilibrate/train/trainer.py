@@ -270,6 +270,12 @@ def build_trainer(
     """Load the model and tokenizer and return the configured trainer (not yet trained)."""
     from transformers import set_seed
 
+    if not progress_enabled():  # also the loading and tokenizing bars of transformers/datasets
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     device = resolve_device(recipe)
     world = world_size()
     if world != recipe.hardware.num_processes:
