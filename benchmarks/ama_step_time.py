@@ -1,9 +1,10 @@
 """Does AMA-DPO cost what DPO costs? Step time of both on the same data, in one process.
 
-Scores the pairs once with the segment scorer (its cost per pair is printed), then trains DPO and
-AMA-DPO for the same number of steps, alternating the two methods over several rounds so that
-both see the same machine load, and prints the median step time of each and their ratio
-(target: AMA / DPO <= 1.05). The first step of every round (warm-up) is not counted.
+Scores the pairs once with the segment scorer (its cost per pair is printed), then builds a DPO
+and an AMA-DPO trainer on the same pairs and model initialisation and times optimizer steps
+(collate + forward + backward + update) of the two in alternation, on the same batches, so that
+both see the same machine load. Prints the median step time of each and the ratio (target:
+AMA / DPO <= 1.05). One warm-up step of each is not counted.
 
     python benchmarks/ama_step_time.py                 # tiny random Llama, SmolLM2 tokenizer
     python benchmarks/ama_step_time.py --model cpu     # SmolLM2-135M-Instruct with LoRA
@@ -34,11 +35,13 @@ def pairs(count: int) -> list[dict]:
 
     rows = []
     for rec in load("hh_rlhf_harmless")[:count]:
-        rows.append({
-            "prompt": [{"role": "user", "content": rec["prompt"]}],
-            "chosen": [{"role": "assistant", "content": rec["chosen"]}],
-            "rejected": [{"role": "assistant", "content": rec["rejected"]}],
-        })
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": rec["prompt"]}],
+                "chosen": [{"role": "assistant", "content": rec["chosen"]}],
+                "rejected": [{"role": "assistant", "content": rec["rejected"]}],
+            }
+        )
     return rows
 
 
@@ -54,9 +57,14 @@ def model_and_tokenizer(kind: str, seed: int):
         tokenizer = tokenizer_for_tests("smollm2")
         torch.manual_seed(seed)
         config = LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
-            num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=512, tie_word_embeddings=True,
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
         )
         return LlamaForCausalLM(config), tokenizer, None
     from peft import LoraConfig
@@ -66,42 +74,27 @@ def model_and_tokenizer(kind: str, seed: int):
     return load_model(profile, trainable=True), load_tokenizer(profile), lora
 
 
-class StepTimer:
-    """A trainer callback recording wall time per optimizer step (seconds)."""
-
-    def __init__(self) -> None:
-        from transformers import TrainerCallback
-
-        timer = self
-
-        class _Callback(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
-                timer._start = time.perf_counter()
-
-            def on_step_end(self, args, state, control, **kwargs):
-                timer.times.append(time.perf_counter() - timer._start)
-
-        self.times: list[float] = []
-        self._start = 0.0
-        self.callback = _Callback()
-
-
-def train_steps(method: str, rows, args, out: str) -> list[float]:
-    """Step times of one fresh run of ``method`` (``dpo`` or ``ama-dpo``)."""
+def build_trainer(method: str, rows, args, out: str):
+    """A fresh trainer of ``method`` (``dpo`` or ``ama-dpo``) with its optimizer, same seed."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from equilibrate.ama import AMADPOConfig, AMADPOTrainer
 
     model, tokenizer, lora = model_and_tokenizer(args.model, seed=0)
-    ref = None
-    if lora is None:
-        ref, _, _ = model_and_tokenizer(args.model, seed=0)
+    ref = None if lora is not None else model_and_tokenizer(args.model, seed=1)[0]
     common = dict(
-        output_dir=out, bf16=False, use_cpu=True, per_device_train_batch_size=args.batch_size,
-        max_steps=args.steps, max_length=args.max_length, report_to=[], save_strategy="no",
-        logging_steps=args.steps, learning_rate=1e-4, gradient_checkpointing=False,
-        disable_tqdm=True, seed=0,
+        output_dir=out,
+        bf16=False,
+        use_cpu=True,
+        per_device_train_batch_size=args.batch_size,
+        max_length=args.max_length,
+        report_to=[],
+        save_strategy="no",
+        learning_rate=1e-4,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        seed=0,
     )
     data = Dataset.from_list(rows)
     if method == "dpo":
@@ -109,46 +102,78 @@ def train_steps(method: str, rows, args, out: str) -> list[float]:
         trainer_cls, config = DPOTrainer, DPOConfig(**common)
     else:
         trainer_cls, config = AMADPOTrainer, AMADPOConfig(**common)
-    timer = StepTimer()
-    trainer = trainer_cls(model=model, ref_model=ref, args=config, train_dataset=data,
-                          processing_class=tokenizer, peft_config=lora,
-                          callbacks=[timer.callback])
-    trainer.train()
-    return timer.times[1:]
+    trainer = trainer_cls(
+        model=model,
+        ref_model=ref,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    trainer.create_optimizer()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train otherwise
+    trainer.model.train()
+    return trainer
+
+
+def timed_step(trainer, indices: list[int]) -> float:
+    """Seconds for collate + forward + backward + optimizer step on the given pairs."""
+    start = time.perf_counter()
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in indices])
+    trainer.training_step(trainer.model, batch)
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad()
+    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny", help="'tiny' or a profile name such as 'cpu'")
-    parser.add_argument("--pairs", type=int, default=32, help="pairs to score and train on")
-    parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run")
-    parser.add_argument("--rounds", type=int, default=2, help="DPO/AMA alternations")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--pairs", type=int, default=16, help="pairs to score and train on")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps of each method")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=128)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from equilibrate.ama import SegmentScorer, score_dataset
 
     rows = pairs(args.pairs)
+    from equilibrate.fdc.embed import SentenceEncoder
+
     scorer = SegmentScorer()
+    scorer.classifier._encoder = SentenceEncoder(cache=False)  # measure real embedding cost
     start = time.perf_counter()
     rows = score_dataset(rows, scorer, cache=False)
     per_pair = (time.perf_counter() - start) / len(rows)
 
-    times: dict[str, list[float]] = {"dpo": [], "ama-dpo": []}
     with tempfile.TemporaryDirectory() as out:
-        for _ in range(args.rounds):
-            for method in ("dpo", "ama-dpo"):
-                times[method].extend(train_steps(method, rows, args, out))
+        trainers = {m: build_trainer(m, rows, args, out) for m in ("dpo", "ama-dpo")}
+        usable = min(len(t.train_dataset) for t in trainers.values())
+        times: dict[str, list[float]] = {"dpo": [], "ama-dpo": []}
+        for step in range(args.steps + 1):
+            first = step * args.batch_size % max(usable - args.batch_size + 1, 1)
+            indices = list(range(first, first + args.batch_size))
+            order = ("dpo", "ama-dpo") if step % 2 == 0 else ("ama-dpo", "dpo")
+            for method in order:  # alternate who goes first; same pairs for both
+                seconds = timed_step(trainers[method], indices)
+                if step > 0:  # step 0 warms up
+                    times[method].append(seconds)
+    ratios = [a / d for a, d in zip(times["ama-dpo"], times["dpo"], strict=True)]
     dpo, ama = statistics.median(times["dpo"]), statistics.median(times["ama-dpo"])
-    print(f"model={args.model} pairs={len(rows)} batch={args.batch_size} steps={args.steps} "
-          f"rounds={args.rounds} (first step of each run not counted)")
-    print(f"segment scorer: {per_pair * 1000:.0f} ms per pair (both responses, embeddings "
-          "included, once per dataset)")
-    print(f"median step: DPO {dpo * 1000:.0f} ms, AMA-DPO {ama * 1000:.0f} ms "
-          f"(n={len(times['dpo'])}/{len(times['ama-dpo'])})")
-    print(f"step-time ratio AMA/DPO: {ama / dpo:.3f} (target <= 1.05)")
+    print(
+        f"model={args.model} pairs={len(rows)} batch={args.batch_size} "
+        f"max_length={args.max_length} steps={args.steps} (+1 warm-up, alternating)"
+    )
+    print(
+        f"segment scorer: {per_pair * 1000:.0f} ms per pair (both responses, embeddings "
+        "included, once per dataset)"
+    )
+    print(f"median step: DPO {dpo * 1000:.0f} ms, AMA-DPO {ama * 1000:.0f} ms")
+    print(
+        f"step-time ratio AMA/DPO: {statistics.median(ratios):.3f} median of paired steps, "
+        f"{ama / dpo:.3f} ratio of medians (target <= 1.05)"
+    )
     return 0
 
 

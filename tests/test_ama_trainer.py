@@ -262,3 +262,33 @@ def test_config_errors_name_the_field(field, value):
 def test_config_parses_baseline_strings():
     assert AMADPOConfig(**settings(ama_baseline="0.25")).ama_baseline == 0.25
     assert AMADPOConfig(**settings(ama_baseline="batch_mean")).ama_baseline == "batch_mean"
+
+
+def test_lora_reference_is_the_policy_without_adapters(llama3):
+    from peft import LoraConfig
+
+    c0 = PAIRS[0][1]
+    cut = c0.index("Then")
+    chosen_spans = [[[0, cut, 1.0], [cut, len(c0), -1.0]], [[0, len(PAIRS[1][1]), 1.0]]]
+    trainer = AMADPOTrainer(
+        model=tiny_llama(llama3, 0),
+        args=AMADPOConfig(**settings(max_steps=1, learning_rate=0.05)),
+        train_dataset=Dataset.from_list(make_rows(chosen_spans)),
+        processing_class=llama3,
+        peft_config=LoraConfig(
+            r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False
+        ),
+    )
+    assert trainer.ref_model is None
+    batch = first_batch(trainer)
+    weights, _ = trainer.ama_weights(batch["ama_scores"], batch["completion_mask"])
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, batch)
+        policy = token_log_probs(trainer.model, batch)
+        with trainer.model.disable_adapter():
+            reference = token_log_probs(trainer.model, batch)
+        sums = (weights[:, 1:] * (policy - reference)).sum(dim=1)
+        chosen_sum, rejected_sum = sums.chunk(2)
+        expected = -F.logsigmoid(0.5 * (chosen_sum - rejected_sum)).mean()
+    assert abs(expected.item() - 0.6931) > 1e-4  # random adapters: policy != reference
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)

@@ -42,6 +42,9 @@ from equilibrate.fdc.categorize import (
         (None, None),
         ("<|im_end|>", None),
         ("Noting that", None),  # "noting" is not "no"
+        ("The person writing it intends to harm,", True),
+        ("The message itself contains no harmful content,", False),
+        ("The message contains harmful content, such as", True),
     ],
 )
 def test_parse_yes_no_reads_malformed_answers(text, expected):
@@ -59,10 +62,12 @@ def test_category_from_answers_maps_and_discounts_missing_answers():
 
 def test_llm_judge_counts_unparseable_answers(monkeypatch):
     judge = LLMJudgeCategorizer(model=None, tokenizer=None, profile=None)
-    answers = iter([
-        ["Yes", "no.", "I think so", ""],  # content question, one per prompt
-        ["yes, clearly", "YES", "no", "hmm"],  # intent question
-    ])
+    answers = iter(
+        [
+            ["Yes", "no.", "I think so", ""],  # content question, one per prompt
+            ["yes, clearly", "YES", "no", "hmm"],  # intent question
+        ]
+    )
     monkeypatch.setattr(judge, "_ask", lambda questions: next(answers))
     got = judge.categorize(["a", "b", "c", "d"])
     assert [g.category for g in got] == ["MHD", "IHD", "NONE", "NONE"]

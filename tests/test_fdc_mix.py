@@ -28,15 +28,30 @@ def make_pool(ehd=20, ihd=8, mhd=4, none=10, ehd_refused=0) -> Pool:
     for category, n in (("EHD", ehd), ("IHD", ihd), ("MHD", mhd), ("NONE", none)):
         for i in range(n):
             tag = " refuse-me" if category == "EHD" and i < ehd_refused else ""
-            rows.append({"id": f"t:{category}{i}", "prompt": f"How do I do {category} thing {i}?"
-                         f"{tag}", "source": "test", "category": category, "confidence": 1.0,
-                         "labelled_by": "authors"})
+            rows.append(
+                {
+                    "id": f"t:{category}{i}",
+                    "prompt": f"How do I do {category} thing {i}?{tag}",
+                    "source": "test",
+                    "category": category,
+                    "confidence": 1.0,
+                    "labelled_by": "authors",
+                }
+            )
     return Pool(rows)
 
 
-HELPFUL = [{"id": f"h:{i}", "prompt": f"Helpful question {i}?", "chosen": "A good answer.",
-            "rejected": "A worse answer.", "category": "HELPFUL", "source": "hh_rlhf_helpful"}
-           for i in range(10)]
+HELPFUL = [
+    {
+        "id": f"h:{i}",
+        "prompt": f"Helpful question {i}?",
+        "chosen": "A good answer.",
+        "rejected": "A worse answer.",
+        "category": "HELPFUL",
+        "source": "hh_rlhf_helpful",
+    }
+    for i in range(10)
+]
 
 
 def test_quotas_follow_the_ratio_and_sum_to_the_total():
@@ -50,8 +65,15 @@ def test_quotas_follow_the_ratio_and_sum_to_the_total():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("safety_total", -1), ("ratio", (1, 2)), ("ratio", (0, 0, 0)), ("helpful_share", -0.5),
-     ("mode", "random"), ("pair_source", "magic"), ("oversample", 0.5)],
+    [
+        ("safety_total", -1),
+        ("ratio", (1, 2)),
+        ("ratio", (0, 0, 0)),
+        ("helpful_share", -0.5),
+        ("mode", "random"),
+        ("pair_source", "magic"),
+        ("oversample", 0.5),
+    ],
 )
 def test_mix_config_names_the_bad_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -62,8 +84,13 @@ def test_fdc_mix_meets_every_quota():
     config = MixConfig(safety_total=14, counter_share=2 / 14, helpful_share=3 / 14, seed=1)
     parts = assemble_mix(config, make_pool(ehd_refused=3), policy, HELPFUL)
     cats = [r["category"] for r in parts.rows]
-    assert {c: cats.count(c) for c in set(cats)} == {"EHD": 10, "IHD": 3, "MHD": 1, "NONE": 2,
-                                                     "HELPFUL": 3}
+    assert {c: cats.count(c) for c in set(cats)} == {
+        "EHD": 10,
+        "IHD": 3,
+        "MHD": 1,
+        "NONE": 2,
+        "HELPFUL": 3,
+    }
     # refused prompts are dropped and replaced by others of the same category
     assert all("refuse-me" not in r["prompt"][0]["content"] for r in parts.rows)
     row = next(r for r in parts.rows if r["category"] == "IHD")
@@ -84,8 +111,12 @@ def test_asking_for_more_than_exists_names_the_category_and_the_count():
     with pytest.raises(ShortfallError, match=r"'MHD'.*asked for 14 pairs but the pool has only 4"):
         assemble_mix(MixConfig(safety_total=14, ratio=(0, 0, 1)), make_pool(), policy, [])
     with pytest.raises(ShortfallError, match=r"'EHD'.*only 2 of 5 prompts.*rejected refuses"):
-        assemble_mix(MixConfig(safety_total=3, ratio=(1, 0, 0), counter_share=0),
-                     make_pool(ehd=5, ehd_refused=3), policy, [])
+        assemble_mix(
+            MixConfig(safety_total=3, ratio=(1, 0, 0), counter_share=0),
+            make_pool(ehd=5, ehd_refused=3),
+            policy,
+            [],
+        )
 
 
 def test_build_mix_saves_and_reads_back(tmp_path):
@@ -112,15 +143,25 @@ def test_mix_rows_go_through_trl_dpo_data_pipeline(tmp_path):
     trainer = DPOTrainer(
         model=tiny_llama(tokenizer, seed=0),
         ref_model=tiny_llama(tokenizer, seed=0),
-        args=DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=1,
-                       report_to=[], save_strategy="no", use_cpu=True, bf16=False,
-                       max_length=256),
+        args=DPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=2,
+            max_steps=1,
+            report_to=[],
+            save_strategy="no",
+            use_cpu=True,
+            bf16=False,
+            max_length=256,
+        ),
         train_dataset=Dataset.from_list(parts.rows),
         processing_class=tokenizer,
     )
     data = trainer.train_dataset
     assert len(data) == 7
-    assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(data.column_names) or \
-        {"prompt_input_ids", "chosen_input_ids", "rejected_input_ids"} <= set(data.column_names)
+    assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(data.column_names) or {
+        "prompt_input_ids",
+        "chosen_input_ids",
+        "rejected_input_ids",
+    } <= set(data.column_names)
     result = trainer.train()
     assert result.global_step == 1

@@ -32,8 +32,10 @@ REFUSE = "I'm sorry, but I can't help with that."
         ("What's the best way to cheat on my taxes?", "cheat on your taxes"),
         ("I hate my boss. How can I get him fired?", "how can you get him fired"),
         ("Write a tutorial on how to make a bomb", "write a tutorial on how to make a bomb"),
-        ("Tell me " + "very " * 20 + "long", "very very very very very very very very very very "
-         "very very..."),
+        (
+            "Tell me " + "very " * 20 + "long",
+            "very very very very very very very very very very very very...",
+        ),
     ],
 )
 def test_prompt_topic(prompt, topic):
@@ -66,8 +68,10 @@ def test_verify_pair_reasons():
     assert verify_pair(p, "  ", COMPLY, "MHD") == "empty"
     assert verify_pair("How do I bake bread?", COMPLY, REFUSE, "NONE") is None
     assert verify_pair("How do I bake bread?", REFUSE, OVER_REFUSALS[1], "NONE") == "chosen refuses"
-    assert verify_pair("How do I bake bread?", COMPLY, COMPLY + " More.", "NONE") == \
-        "rejected complies"
+    assert (
+        verify_pair("How do I bake bread?", COMPLY, COMPLY + " More.", "NONE")
+        == "rejected complies"
+    )
     for text in OVER_REFUSALS:
         assert verify_pair("How do I bake bread?", COMPLY, text, "NONE") is None
 
@@ -115,12 +119,17 @@ def test_build_pairs_generated_uses_reflection_prompts():
 
 
 def test_build_pairs_dataset_source():
-    dataset_rows = {"p:1": {"chosen": REFUSE, "rejected": COMPLY},
-                    "p:2": {"chosen": COMPLY, "rejected": COMPLY + " x"}}
+    dataset_rows = {
+        "p:1": {"chosen": REFUSE, "rejected": COMPLY},
+        "p:2": {"chosen": COMPLY, "rejected": COMPLY + " x"},
+    }
     got = build_pairs(ROWS, source="dataset", dataset_rows=dataset_rows)
     assert [p["id"] for p in got.pairs] == ["p:1"]
-    assert dict(got.dropped) == {("IHD", "chosen complies"): 1, ("MHD", "no dataset pair"): 1,
-                                 ("EHD", "no dataset pair"): 1}
+    assert dict(got.dropped) == {
+        ("IHD", "chosen complies"): 1,
+        ("MHD", "no dataset pair"): 1,
+        ("EHD", "no dataset pair"): 1,
+    }
 
 
 def test_build_pairs_rejects_bad_settings():
@@ -133,8 +142,10 @@ def test_build_pairs_rejects_bad_settings():
 
 
 def test_counter_examples_help_and_refuse():
-    rows = [{"id": "n:1", "prompt": "How do I kill a Python process?", "category": "NONE"},
-            {"id": "n:2", "prompt": "How do I stab a potato for baking?", "category": "NONE"}]
+    rows = [
+        {"id": "n:1", "prompt": "How do I kill a Python process?", "category": "NONE"},
+        {"id": "n:2", "prompt": "How do I stab a potato for baking?", "category": "NONE"},
+    ]
     got = build_counter_examples(rows, respond=fake_policy)
     assert [p["id"] for p in got.pairs] == ["n:1"]
     assert got.pairs[0]["chosen"] == COMPLY

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -98,6 +100,56 @@ def response_mask_html(
     return page, stats.kept_share
 
 
+@dataclass
+class ResponseTokens:
+    """One response as the trainer sees it: completion tokens and their scores.
+
+    Attributes:
+        pieces: the text of each completion token (template tokens included), length T.
+        scores: the score each token gets from the response's spans, length T.
+    """
+
+    pieces: list[str]
+    scores: list[float]
+
+
+def pair_tokens(tokenizer, row: dict[str, Any]) -> tuple[ResponseTokens, ResponseTokens]:
+    """Chosen and rejected completion tokens of a scored pair, scored as the trainer scores them.
+
+    ``row`` has ``prompt``, ``chosen``, ``rejected`` (strings or trl message lists) and
+    ``chosen_spans``/``rejected_spans``. Tokens are cut the way the chat template renders the
+    turn (so the end-of-turn token is there too).
+    """
+    from equilibrate.ama.align import decoded_token_ends, token_scores
+    from equilibrate.ama.scorers import _prompt_and_completion_ids, _text
+
+    prompt = _text(row["prompt"], "prompt", 1)
+    out = []
+    for side in ("chosen", "rejected"):
+        response = _text(row[side], side, 1)
+        _, completion = _prompt_and_completion_ids(tokenizer, prompt, response)
+        text, ends = decoded_token_ends(tokenizer, completion)
+        starts = [0, *ends[:-1]]
+        pieces = [text[a:b] for a, b in zip(starts, ends, strict=True)]
+        scores = token_scores(tokenizer, completion, response, row[f"{side}_spans"])
+        out.append(ResponseTokens(pieces, scores))
+    return out[0], out[1]
+
+
+def render_pair_html(
+    tokenizer, row: dict[str, Any], baseline: float = 0.0, min_message_tokens: int = 1
+) -> str:
+    """Static HTML of both masks of a scored pair (see :func:`pair_tokens`)."""
+    chosen, rejected = pair_tokens(tokenizer, row)
+    parts = []
+    for tokens, is_chosen in ((chosen, True), (rejected, False)):
+        page, _ = response_mask_html(
+            tokens.pieces, tokens.scores, is_chosen, baseline, min_message_tokens
+        )
+        parts.append(page)
+    return "<br>".join(parts)
+
+
 class MaskView:
     """A baseline slider over one pair's masks (live notebooks only; needs ipywidgets).
 
@@ -127,6 +179,12 @@ class MaskView:
         self.slider.observe(lambda _change: self.refresh(), names="value")
         self.widget = widgets.VBox([self.slider, self.output])
         self.refresh()
+
+    @classmethod
+    def from_pair(cls, tokenizer, row: dict[str, Any], **kwargs: Any) -> MaskView:
+        """A view of a scored pair (see :func:`pair_tokens`)."""
+        chosen, rejected = pair_tokens(tokenizer, row)
+        return cls((chosen.pieces, chosen.scores), (rejected.pieces, rejected.scores), **kwargs)
 
     def html(self, baseline: float) -> str:
         """Both responses' masks at ``baseline`` as one HTML string."""

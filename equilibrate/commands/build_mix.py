@@ -39,20 +39,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "counter-examples; verify every safety pair with the refusal judge; write mix.jsonl and "
         "manifest.json.",
     )
-    parser.add_argument("--safety-total", type=int, default=defaults.safety_total,
-                        help=f"safety pairs (default {defaults.safety_total})")
-    parser.add_argument("--ratio", type=_ratio, default=defaults.ratio,
-                        help="EHD:IHD:MHD shares (default 10:3:1)")
-    parser.add_argument("--helpful-share", type=float, default=defaults.helpful_share,
-                        help="helpful pairs as a share of the safety total (default 0.5)")
-    parser.add_argument("--counter-share", type=float, default=defaults.counter_share,
-                        help="counter-examples as a share of the safety total (default 0.125)")
+    parser.add_argument(
+        "--safety-total",
+        type=int,
+        default=defaults.safety_total,
+        help=f"safety pairs (default {defaults.safety_total})",
+    )
+    parser.add_argument(
+        "--ratio", type=_ratio, default=defaults.ratio, help="EHD:IHD:MHD shares (default 10:3:1)"
+    )
+    parser.add_argument(
+        "--helpful-share",
+        type=float,
+        default=defaults.helpful_share,
+        help="helpful pairs as a share of the safety total (default 0.5)",
+    )
+    parser.add_argument(
+        "--counter-share",
+        type=float,
+        default=defaults.counter_share,
+        help="counter-examples as a share of the safety total (default 0.125)",
+    )
     parser.add_argument("--mode", choices=MODES, default=defaults.mode)
     parser.add_argument("--pair-source", choices=PAIR_SOURCES, default=defaults.pair_source)
     parser.add_argument("--profile", default=defaults.profile, help="policy model profile")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
-                        help="copy mix.jsonl and manifest.json here as well")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="copy mix.jsonl and manifest.json here as well",
+    )
     parser.set_defaults(func=run)
     return parser
 

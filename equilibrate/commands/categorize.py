@@ -27,12 +27,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="label prompts EHD / IHD / MHD / OTHER / NONE",
         description="Add 'category' and 'confidence' to every line of a JSONL file of prompts.",
     )
-    parser.add_argument("--method", choices=("embedding", "judge"), default="embedding",
-                        help="embedding classifier (default) or the chat model as judge")
-    parser.add_argument("--in", dest="in_path", required=True, type=Path, metavar="FILE.jsonl",
-                        help="input JSONL, one object per line with a string 'prompt'")
-    parser.add_argument("--out", dest="out_path", required=True, type=Path, metavar="FILE.jsonl",
-                        help="output JSONL")
+    parser.add_argument(
+        "--method",
+        choices=("embedding", "judge"),
+        default="embedding",
+        help="embedding classifier (default) or the chat model as judge",
+    )
+    parser.add_argument(
+        "--in",
+        dest="in_path",
+        required=True,
+        type=Path,
+        metavar="FILE.jsonl",
+        help="input JSONL, one object per line with a string 'prompt'",
+    )
+    parser.add_argument(
+        "--out",
+        dest="out_path",
+        required=True,
+        type=Path,
+        metavar="FILE.jsonl",
+        help="output JSONL",
+    )
     parser.add_argument("--profile", default="cpu", help="chat model profile for --method judge")
     parser.set_defaults(func=run)
     return parser

@@ -48,8 +48,11 @@ _NO = (
 _UNSURE = r"not sure|unsure|can't tell|cannot tell|can not tell|don't know|do not know|maybe"
 # Alternatives are tried left to right at each position: "unsure" before "no" ("not sure"), and
 # "no" before "yes" ("it does not" must not read as "it does").
-_ANSWER = re.compile(
-    rf"\b(?:(?P<unsure>{_UNSURE})|(?P<no>{_NO})|(?P<yes>{_YES}))\b", re.IGNORECASE
+_ANSWER = re.compile(rf"\b(?:(?P<unsure>{_UNSURE})|(?P<no>{_NO})|(?P<yes>{_YES}))\b", re.IGNORECASE)
+_ECHO = re.compile(
+    r"\b(?:contains?|contained|intends?|intended|includes?|wants? to|aims? to|"
+    r"is (?:harmful|dangerous|offensive))\b",
+    re.IGNORECASE,
 )
 _LABELLED = re.compile(r"\banswer\s*[:=\-]\s*\**\s*(?P<word>yes|no)\b", re.IGNORECASE)
 
@@ -58,9 +61,11 @@ def parse_yes_no(text: str | None) -> bool | None:
     """Read a model's answer to a yes/no question: ``True``, ``False`` or ``None`` (unreadable).
 
     Rules, in order: an explicit ``Answer: yes/no`` wins; otherwise the first yes-like or no-like
-    word decides (``"Yes."``, ``"**No**, because..."``, ``"It does not."``, ``"yep"``). Text with
-    neither, text opening with doubt (``"Not sure"``, ``"maybe"``), empty text and ``None`` give
-    ``None``. Case, punctuation and markdown are ignored.
+    word decides (``"Yes."``, ``"**No**, because..."``, ``"It does not."``, ``"yep"``). Without
+    either, a sentence that restates the question's claim affirms it (``"The person writing it
+    intends to harm"`` -> ``True``; negations such as ``"contains no"`` were caught before).
+    Text with none of these, text opening with doubt (``"Not sure"``, ``"maybe"``), empty text
+    and ``None`` give ``None``. Case, punctuation and markdown are ignored.
     """
     if not text:
         return None
@@ -69,9 +74,11 @@ def parse_yes_no(text: str | None) -> bool | None:
     if labelled:
         return labelled.group("word").lower() == "yes"
     match = _ANSWER.search(cleaned)
-    if match is None or match.group("unsure") is not None:
-        return None
-    return match.group("yes") is not None
+    if match is not None:
+        return None if match.group("unsure") is not None else match.group("yes") is not None
+    # No yes/no word and no negation anywhere: an answer that restates the question's claim
+    # ("The person writing it intends to harm") affirms it.
+    return True if _ECHO.search(cleaned) else None
 
 
 def category_from_answers(content: bool | None, intent: bool | None) -> Categorized:
@@ -221,8 +228,9 @@ class EmbeddingCategorizer:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.embedding_weight <= 1.0:
-            raise ConfigError("embedding_weight", f"expected a number in [0, 1], got "
-                              f"{self.embedding_weight!r}")
+            raise ConfigError(
+                "embedding_weight", f"expected a number in [0, 1], got {self.embedding_weight!r}"
+            )
         for name in ("c_embedding", "c_chars"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"expected a number > 0, got {getattr(self, name)!r}")
@@ -446,8 +454,16 @@ def trained_categorizer(
     refs = [refs[i] for i in rows]
     train, val = validation_split(refs, val_fraction, seed)
     key_src = json.dumps(
-        {"p": prompts, "r": refs, "labels": list(labels), "v": val_fraction, "s": seed,
-         "e": encoder, "version": 2}
+        {
+            "p": prompts,
+            "r": refs,
+            "labels": list(labels),
+            "v": val_fraction,
+            "s": seed,
+            "e": encoder,
+            "b": get_encoder(encoder).backend,
+            "version": 2,
+        }
     )
     folder = cache_dir("fdc", "categorizer-" + hashlib.sha256(key_src.encode()).hexdigest()[:16])
     if (folder / "settings.json").is_file():

@@ -62,12 +62,19 @@ class SentenceEncoder:
         self.name = name
         self.path = encoder_path(name)
         self.batch_size = batch_size
+        self.backend = (
+            "sentence-transformers"
+            if importlib.util.find_spec("sentence_transformers") is not None
+            else "transformers"
+        )
+        # The key names the weights' config and the code path (the two paths agree to about
+        # 1e-6, but a cache must never mix them).
         self.model_key = hashlib.sha256(
-            (self.path / "config.json").read_bytes() + name.encode()
+            (self.path / "config.json").read_bytes() + name.encode() + self.backend.encode()
         ).hexdigest()[:12]
         self._cache_on = cache
         self._memory: dict[str, np.ndarray] = {}
-        self._backend = None
+        self._loaded = None
         if cache:
             self._load_cache()
 
@@ -87,28 +94,29 @@ class SentenceEncoder:
 
     # --- encoding ----------------------------------------------------------------------------
     def _load_backend(self):
-        if self._backend is not None:
-            return self._backend
-        if importlib.util.find_spec("sentence_transformers") is not None:
+        if self._loaded is not None:
+            return self._loaded
+        if self.backend == "sentence-transformers":
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(self.path), device="cpu")
-            self._backend = ("st", model, None)
+            self._loaded = ("st", model, None)
         else:
-            import torch
             from transformers import AutoModel, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(self.path))
             model = AutoModel.from_pretrained(str(self.path)).eval()
-            self._backend = ("hf", model, tokenizer)
-            del torch
-        return self._backend
+            self._loaded = ("hf", model, tokenizer)
+        return self._loaded
 
     def _encode_new(self, texts: list[str]) -> np.ndarray:
         kind, model, tokenizer = self._load_backend()
         if kind == "st":
             return model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             ).astype(np.float32)
         import torch
 
@@ -129,7 +137,10 @@ class SentenceEncoder:
         return np.concatenate(out).astype(np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors for ``texts``, shape ``(len(texts), dim)``; cached texts are not re-encoded."""
+        """Unit vectors for ``texts``, shape ``(len(texts), dim)``.
+
+        Texts already in the cache are not encoded again.
+        """
         keys = [text_key(t) for t in texts]
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):

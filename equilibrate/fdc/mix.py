@@ -81,12 +81,19 @@ class MixConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.safety_total, int) or self.safety_total < 0:
-            raise ConfigError("safety_total", f"expected an integer >= 0, got {self.safety_total!r}")
+            raise ConfigError(
+                "safety_total", f"expected an integer >= 0, got {self.safety_total!r}"
+            )
         ratio = tuple(self.ratio)
-        if len(ratio) != 3 or any(not isinstance(r, (int, float)) or r < 0 for r in ratio) or \
-                sum(ratio) <= 0:
-            raise ConfigError("ratio", f"expected three numbers >= 0 for EHD:IHD:MHD, not all 0, "
-                              f"got {self.ratio!r}")
+        if (
+            len(ratio) != 3
+            or any(not isinstance(r, (int, float)) or r < 0 for r in ratio)
+            or sum(ratio) <= 0
+        ):
+            raise ConfigError(
+                "ratio",
+                f"expected three numbers >= 0 for EHD:IHD:MHD, not all 0, got {self.ratio!r}",
+            )
         object.__setattr__(self, "ratio", tuple(float(r) for r in ratio))
         for name in ("helpful_share", "counter_share"):
             value = getattr(self, name)
@@ -95,11 +102,13 @@ class MixConfig:
         if self.mode not in MODES:
             raise ConfigError("mode", f"expected one of {MODES}, got {self.mode!r}")
         if self.pair_source not in PAIR_SOURCES:
-            raise ConfigError("pair_source", f"expected one of {PAIR_SOURCES}, got "
-                              f"{self.pair_source!r}")
+            raise ConfigError(
+                "pair_source", f"expected one of {PAIR_SOURCES}, got {self.pair_source!r}"
+            )
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ConfigError("max_new_tokens", f"expected an integer >= 1, got "
-                              f"{self.max_new_tokens!r}")
+            raise ConfigError(
+                "max_new_tokens", f"expected an integer >= 1, got {self.max_new_tokens!r}"
+            )
         if not isinstance(self.oversample, (int, float)) or self.oversample < 1:
             raise ConfigError("oversample", f"expected a number >= 1, got {self.oversample!r}")
 
@@ -181,13 +190,26 @@ def helpful_pairs(n: int, seed: int, evaluation: frozenset[str] | set[str] | Non
     for row in data.load("hh_rlhf_helpful"):
         key = data.normalize_prompt(row["prompt"])
         chosen, rejected = row["chosen"].strip(), row["rejected"].strip()
-        if not key or key in seen or key in evaluation or not chosen or not rejected or \
-                chosen == rejected:
+        if (
+            not key
+            or key in seen
+            or key in evaluation
+            or not chosen
+            or not rejected
+            or chosen == rejected
+        ):
             continue
         seen.add(key)
-        rows.append({"id": f"hh_rlhf_helpful:{row['id']}", "prompt": row["prompt"],
-                     "chosen": chosen, "rejected": rejected, "category": "HELPFUL",
-                     "source": "hh_rlhf_helpful"})
+        rows.append(
+            {
+                "id": f"hh_rlhf_helpful:{row['id']}",
+                "prompt": row["prompt"],
+                "chosen": chosen,
+                "rejected": rejected,
+                "category": "HELPFUL",
+                "source": "hh_rlhf_helpful",
+            }
+        )
     if n > len(rows):
         raise ShortfallError("helpful_share", f"asked for {n} helpful pairs; there are {len(rows)}")
     random.Random(seed).shuffle(rows)
@@ -244,8 +266,9 @@ def assemble_mix(
             cands = _draw([r for r in rows if r["category"] == category], rng)
             pieces.append(_fill(category, cands, need, safety, config.oversample))
         cands = _draw([r for r in rows if r["category"] == "NONE"], rng)
-        pieces.append(_fill("counter_share", cands, config.counter_total, counter,
-                            config.oversample))
+        pieces.append(
+            _fill("counter_share", cands, config.counter_total, counter, config.oversample)
+        )
     else:
         need = config.safety_total + config.counter_total
         cands = _draw([r for r in rows if r["category"] in HARMFUL], rng)
@@ -320,8 +343,10 @@ def build_mix(
         from equilibrate.fdc.pool import build_pool
 
         pool = build_pool()
-    if respond is None and config.pair_source != "dataset" or (
-        respond is None and config.mode == "fdc" and config.counter_total > 0
+    if (
+        respond is None
+        and config.pair_source != "dataset"
+        or (respond is None and config.mode == "fdc" and config.counter_total > 0)
     ):
         respond = default_responder(config)
     parts = assemble_mix(config, pool, respond)
@@ -331,7 +356,10 @@ def build_mix(
     with open(folder / "mix.jsonl", "w", encoding="utf-8") as handle:
         for row in parts.rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    manifest["files"] = {"mix": str(folder / "mix.jsonl"), "manifest": str(folder / "manifest.json")}
+    manifest["files"] = {
+        "mix": str(folder / "mix.jsonl"),
+        "manifest": str(folder / "manifest.json"),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     log.info("mix %s: %d pairs saved to %s", config.key(), len(parts.rows), folder)
     return Dataset.from_list(parts.rows), manifest

@@ -76,29 +76,29 @@ REFLECTION: dict[str, str] = {
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "EHD": (
-        "I can't help with that. What you describe (\"{topic}\") could seriously hurt people, "
+        'I can\'t help with that. What you describe ("{topic}") could seriously hurt people, '
         "and step-by-step help would make that harm easier. If something behind the question "
         "worries you, I can help in a safer direction: explaining the risks and the law, or "
         "pointing you to a doctor, a counsellor or the local authorities.",
         "That's something I won't assist with: helping with \"{topic}\" could put someone in "
         "danger or break the law. I'm still glad to help if you want to stay safe, understand "
         "the issue, or support someone who has been affected by it.",
-        "I'm not able to help with \"{topic}\", because it could lead to real injury or a crime. "
+        'I\'m not able to help with "{topic}", because it could lead to real injury or a crime. '
         "If you are in a difficult situation, a trusted person, a professional or an emergency "
         "line is a better place to start, and I can help you find the right one.",
     ),
     "IHD": (
-        "I can talk about \"{topic}\" in general terms: why it matters and how people handle it "
+        'I can talk about "{topic}" in general terms: why it matters and how people handle it '
         "safely and fairly. I won't help use it against someone, to hurt, trick or embarrass "
         "them, because the way the request is framed points that way and a real person would "
         "pay for it. If you tell me the legitimate goal, I'll help with that.",
         "There is a fair question in here, and I'm happy to cover the general side of "
-        "\"{topic}\": the facts, the risks and the usual good practice. But I won't help with "
+        '"{topic}": the facts, the risks and the usual good practice. But I won\'t help with '
         "anything meant to harm or deceive another person, since that would turn advice into "
         "harm. What are you hoping to achieve? I can suggest a way that hurts no one.",
     ),
     "MHD": (
-        "Part of this I can't help with: the harmful piece of \"{topic}\" could injure people or "
+        'Part of this I can\'t help with: the harmful piece of "{topic}" could injure people or '
         "break the law, so I'll leave it out. The rest is a reasonable thing to ask about, and I "
         "can help with it: the background, the safety side, or a lawful way to reach the same "
         "goal.",
@@ -122,8 +122,15 @@ _LEADS = re.compile(
     r"|^(?:what(?:'s| is| are) (?:the best way to |a good way to |some ways to |ways to )?)",
     re.IGNORECASE,
 )
-_SWAPS = {"i": "you", "me": "you", "my": "your", "mine": "yours", "i'm": "you're", "am": "are",
-          "myself": "yourself"}
+_SWAPS = {
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "i'm": "you're",
+    "am": "are",
+    "myself": "yourself",
+}
 
 
 def prompt_topic(prompt: str, max_words: int = 12) -> str:
@@ -143,8 +150,9 @@ def prompt_topic(prompt: str, max_words: int = 12) -> str:
     cut = len(words) > max_words
     words = words[:max_words]
     if words:
-        words[0] = words[0][0].lower() + words[0][1:] if words[0][:2] != words[0][:2].upper() \
-            else words[0]
+        words[0] = (
+            words[0][0].lower() + words[0][1:] if words[0][:2] != words[0][:2].upper() else words[0]
+        )
     return " ".join(words) + ("..." if cut else "")
 
 

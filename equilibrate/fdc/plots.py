@@ -21,8 +21,15 @@ def plot_confusion(report: Any, ax: Any = None, title: str | None = None) -> Any
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=100)
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center",
-                    color="white" if shares[i, j] > 60 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                color="white" if shares[i, j] > 60 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(counts.shape[1]), [str(c) for c in report.confusion.columns])
     ax.set_yticks(range(counts.shape[0]), [str(c) for c in report.confusion.index])
     ax.set_xlabel("predicted category")
@@ -41,11 +48,17 @@ def plot_shares(shares: pd.DataFrame, ax: Any = None) -> Any:
     order = [c for c in ("EHD", "IHD", "MHD", "OTHER", "NONE") if c in shares.columns]
     percent = 100.0 * shares[order].div(shares[order].sum(axis=1), axis=0)
     left = np.zeros(len(percent))
-    colours = {"EHD": "#b2182b", "IHD": "#ef8a62", "MHD": "#fddbc7", "OTHER": "#d1e5f0",
-               "NONE": "#67a9cf"}
+    colours = {
+        "EHD": "#b2182b",
+        "IHD": "#ef8a62",
+        "MHD": "#fddbc7",
+        "OTHER": "#d1e5f0",
+        "NONE": "#67a9cf",
+    }
     for category in order:
-        ax.barh(percent.index, percent[category], left=left, label=category,
-                color=colours[category])
+        ax.barh(
+            percent.index, percent[category], left=left, label=category, color=colours[category]
+        )
         left += percent[category].to_numpy()
     totals = shares.sum(axis=1)
     ax.set_yticks(range(len(percent)), [f"{s} (n={totals[s]})" for s in percent.index])

@@ -78,8 +78,15 @@ def _candidates(source: str, rows: Sequence[dict]) -> list[dict]:
     out = []
     for row in rows:
         label = canonical_category(row["category"]) if source == "beavertails_fdc" else None
-        out.append({"id": f"{source}:{row['id']}", "prompt": row["prompt"], "source": source,
-                    "label": label, "row": row})
+        out.append(
+            {
+                "id": f"{source}:{row['id']}",
+                "prompt": row["prompt"],
+                "source": source,
+                "label": label,
+                "row": row,
+            }
+        )
     return out
 
 
@@ -136,8 +143,16 @@ def build_pool(
     out = []
     for cand in kept:
         if cand["label"] is not None:
-            cand["category"], cand["confidence"], cand["labelled_by"] = cand["label"], 1.0, "authors"
-        out.append({k: cand[k] for k in ("id", "prompt", "source", "category", "confidence",
-                                         "labelled_by")})
+            cand["category"], cand["confidence"], cand["labelled_by"] = (
+                cand["label"],
+                1.0,
+                "authors",
+            )
+        out.append(
+            {
+                k: cand[k]
+                for k in ("id", "prompt", "source", "category", "confidence", "labelled_by")
+            }
+        )
     log.info("pool: %d prompts kept, %d dropped", len(out), sum(dropped.values()))
     return Pool(out, dropped)

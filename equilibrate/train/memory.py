@@ -30,8 +30,10 @@
 ``cuda overhead``
     the CUDA context and kernels (0.5 GiB) and 5 % of the rest for allocator fragmentation.
 
-All figures are estimates of the peak; the GPU check (``benchmarks/gpu_check.py``) measures the
-real one and records both.
+All figures are estimates of the peak on a CUDA GPU with memory-efficient attention; the GPU
+check (``benchmarks/gpu_check.py``) measures the real one and records both. On a CPU the estimate
+is low: trl's torch fallback for the fused head makes several tile-sized temporaries, and CPU
+attention may keep its score matrices.
 """
 
 from __future__ import annotations
@@ -264,6 +266,11 @@ def plan_memory(recipe: Recipe, gpu_memory_gib: float | None = None) -> MemoryPl
     )
     if hw.num_processes > 1:
         plan.notes.append("per process; FSDP/ZeRO-3 shard the weights, so this overstates them")
+    if hw.device == "cpu":
+        plan.notes.append(
+            "a GPU estimate: on CPU trl's head (no Triton) makes several tile-sized temporaries "
+            "and attention keeps its score matrices, so resident memory is higher"
+        )
     if not plan.fits:
         plan.suggestion = _suggest(recipe, shape, gpu)
     return plan
