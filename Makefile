@@ -39,6 +39,7 @@ test: $(STAMP)
 book: $(STAMP)
 	EQUILIBRATE_PROGRESS=0 PATH="$(CURDIR)/$(BIN):$$PATH" \
 	  $(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(BIN)/python scripts/book_tools.py check-colab _build/html
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 lint: $(STAMP)

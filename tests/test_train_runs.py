@@ -147,9 +147,9 @@ def test_cuda_recipe_refuses_on_cpu(tiny_folder, tmp_path):
 def test_fp32_lm_head_projects_in_fp32_under_autocast(tiny_folder, tmp_path, monkeypatch):
     """trl's fused head projects in the autocast dtype (bf16 here); with hardware.fp32_lm_head it
     gets fp32 hidden states with autocast off, so the logit tiles are fp32."""
+    import trl.trainer.utils as trl_utils
     from datasets import Dataset
 
-    import trl.trainer.utils as trl_utils
     from equilibrate.train.synthetic import synthetic_pairs
     from equilibrate.train.trainer import build_trainer
 
@@ -184,8 +184,19 @@ def test_cli_trains_ama_dpo_and_merges(tiny_folder, tmp_path, capsys):
     recipe_file = tmp_path / "tiny.yaml"
     recipe_file.write_text(tiny_recipe(tiny_folder).to_yaml())
     code = main(
-        ["train", "--recipe", str(recipe_file), "--method", "ama-dpo", "--out", str(tmp_path),
-         "--set", "hyperparameters.max_steps=1", "--set", "run.merge_adapter=true"]
+        [
+            "train",
+            "--recipe",
+            str(recipe_file),
+            "--method",
+            "ama-dpo",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "hyperparameters.max_steps=1",
+            "--set",
+            "run.merge_adapter=true",
+        ]
     )
     assert code == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
