@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import llama3_tokenizer, smollm2_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from equilibrate.ama.align import token_char_spans, token_scores
@@ -22,17 +23,17 @@ from equilibrate.ama.scorers import (
 )
 from equilibrate.ama.viz import render_masks_html
 from equilibrate.errors import ConfigError
-from equilibrate.profiles import encode_chat, tokenizer_for_tests
+from equilibrate.profiles import encode_chat
 
 
 @pytest.fixture(scope="module")
 def llama3():
-    return tokenizer_for_tests("llama3")
+    return llama3_tokenizer()  # shared across the test session
 
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return tokenizer_for_tests("smollm2")
+    return smollm2_tokenizer()
 
 
 def completion_ids(tokenizer, prompt: str, response: str) -> tuple[list[int], list[int]]:

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from helpers import llama3_tokenizer, smollm2_tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
 from trl import DPOConfig, DPOTrainer
 
 from equilibrate.ama.trainer import AMADPOConfig, AMADPOTrainer
 from equilibrate.errors import ConfigError
-from equilibrate.profiles import tokenizer_for_tests
 
 PAIRS = [
     (
@@ -27,12 +27,12 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def llama3():
-    return tokenizer_for_tests("llama3")
+    return llama3_tokenizer()  # shared across the test session
 
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return tokenizer_for_tests("smollm2")
+    return smollm2_tokenizer()
 
 
 def tiny_llama(tokenizer, seed: int) -> LlamaForCausalLM:

@@ -121,3 +121,34 @@ def test_extends_loop_and_missing_base(tmp_path):
     write(tmp_path, "c.yaml", "extends: nowhere.yaml\n")
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         Recipe.load(tmp_path / "c.yaml")
+
+
+def test_pairs_from_a_mix_folder_and_jsonl(tmp_path):
+    """`--data` accepts a build-mix folder (its mix.jsonl) or a JSONL file; bad rows are named."""
+    import json
+
+    from equilibrate.errors import DataFormatError
+    from equilibrate.train.preferences import load_pairs
+    from equilibrate.train.recipes import DataSection
+
+    rows = [
+        {
+            "id": "a",
+            "prompt": [{"role": "user", "content": "hi"}],
+            "chosen": [{"role": "assistant", "content": "hello"}],
+            "rejected": [{"role": "assistant", "content": "no"}],
+            "category": "EHD",
+        },
+        {"prompt": "plain text prompt", "chosen": "yes", "rejected": "no"},
+    ]
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    (folder / "mix.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pairs = sorted(load_pairs(DataSection(source=str(folder))), key=lambda r: r["id"])
+    assert [p["id"] for p in pairs] == ["a", "mix/2"]
+    assert pairs[1]["prompt"] == [{"role": "user", "content": "plain text prompt"}]
+    assert pairs[1]["chosen"] == [{"role": "assistant", "content": "yes"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "chosen": "c"}) + "\n")
+    with pytest.raises(DataFormatError, match="row 1, field 'rejected'"):
+        load_pairs(DataSection(source=str(bad)))

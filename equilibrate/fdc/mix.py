@@ -228,6 +228,22 @@ def to_conversational(pair: dict) -> dict:
     }
 
 
+def candidate_order(config: MixConfig, pool: Pool | Sequence[dict]) -> dict[str, list[dict]]:
+    """The pool rows :func:`assemble_mix` tries, in the order it tries them (seeded).
+
+    Keys: ``EHD``, ``IHD``, ``MHD`` and ``NONE`` (counter-examples) in ``fdc`` mode, ``naive``
+    (all harmful rows) in ``naive`` mode. Useful to look at the first prompts of a mix before
+    building it.
+    """
+    rows = pool.rows if isinstance(pool, Pool) else list(pool)
+    rng = random.Random(config.seed)
+    if config.mode == "naive":
+        return {"naive": _draw([r for r in rows if r["category"] in HARMFUL], rng)}
+    order = {c: _draw([r for r in rows if r["category"] == c], rng) for c in HARMFUL}
+    order["NONE"] = _draw([r for r in rows if r["category"] == "NONE"], rng)
+    return order
+
+
 @dataclass
 class MixParts:
     """What :func:`assemble_mix` produced, before saving."""
@@ -248,9 +264,8 @@ def assemble_mix(
     Raises :class:`ShortfallError` (a ``ConfigError`` naming the category) when the pool holds
     fewer prompts of a category than asked, or too few of them pass verification.
     """
-    rows = pool.rows if isinstance(pool, Pool) else list(pool)
-    rng = random.Random(config.seed)
     parts = MixParts()
+    order = candidate_order(config, pool)
 
     def safety(chunk: list[dict]) -> PairSet:
         return build_pairs(chunk, source=config.pair_source, respond=respond)
@@ -263,16 +278,13 @@ def assemble_mix(
     pieces: list[PairSet] = []
     if config.mode == "fdc":
         for category, need in config.quotas().items():
-            cands = _draw([r for r in rows if r["category"] == category], rng)
-            pieces.append(_fill(category, cands, need, safety, config.oversample))
-        cands = _draw([r for r in rows if r["category"] == "NONE"], rng)
+            pieces.append(_fill(category, order[category], need, safety, config.oversample))
         pieces.append(
-            _fill("counter_share", cands, config.counter_total, counter, config.oversample)
+            _fill("counter_share", order["NONE"], config.counter_total, counter, config.oversample)
         )
     else:
         need = config.safety_total + config.counter_total
-        cands = _draw([r for r in rows if r["category"] in HARMFUL], rng)
-        pieces.append(_fill("safety_total", cands, need, safety, config.oversample))
+        pieces.append(_fill("safety_total", order["naive"], need, safety, config.oversample))
     for piece in pieces:
         parts.rows.extend(to_conversational(p) for p in piece.pairs)
         parts.dropped.update(piece.dropped)

@@ -77,6 +77,7 @@ def read_pairs_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _from_mix(path: Path) -> list[dict[str, Any]]:
+    """Build (or read back from the cache) the mix a YAML file of ``MixConfig`` settings names."""
     try:
         from equilibrate.fdc import MixConfig, build_mix
     except ImportError as err:
@@ -115,6 +116,8 @@ def load_pairs(
             spans=spans,
         )
     path = Path(source).expanduser()
+    if path.is_dir() and (path / "mix.jsonl").is_file():  # a folder written by build-mix
+        path, source = path / "mix.jsonl", str(path / "mix.jsonl")
     if source.endswith(".jsonl"):
         if not path.is_file():
             raise ConfigError("data.source", f"preference file not found: {path}")

@@ -123,7 +123,8 @@ class DataSection:
 
     ``source`` is a dataset name from :mod:`equilibrate.data` with prompt/chosen/rejected fields
     (``hh_rlhf_harmless``, ``hh_rlhf_helpful``), a ``.jsonl`` file of preference rows in trl's
-    conversational format, a mix ``.yaml`` for :func:`equilibrate.fdc.build_mix`, or
+    conversational format, a folder written by ``equilibrate build-mix`` (its ``mix.jsonl``), a
+    ``.yaml`` of :class:`equilibrate.fdc.MixConfig` settings (built with ``build_mix``), or
     ``synthetic`` (random words, for tests and the GPU check). ``limit`` keeps the first rows after
     a shuffle with ``seed``.
     """
