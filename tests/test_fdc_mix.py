@@ -135,11 +135,11 @@ def test_build_mix_saves_and_reads_back(tmp_path):
 def test_mix_rows_go_through_trl_dpo_data_pipeline(tmp_path):
     from trl import DPOConfig, DPOTrainer
 
-    from tests.helpers import llama3_tokenizer, tiny_llama
+    from tests.helpers import smollm2_tokenizer, tiny_llama
 
     config = MixConfig(safety_total=4, ratio=(2, 1, 1), counter_share=0.25, helpful_share=0.5)
     parts = assemble_mix(config, make_pool(), policy, HELPFUL)
-    tokenizer = llama3_tokenizer()
+    tokenizer = smollm2_tokenizer()
     trainer = DPOTrainer(
         model=tiny_llama(tokenizer, seed=0),
         ref_model=tiny_llama(tokenizer, seed=0),
@@ -151,7 +151,7 @@ def test_mix_rows_go_through_trl_dpo_data_pipeline(tmp_path):
             save_strategy="no",
             use_cpu=True,
             bf16=False,
-            max_length=256,
+            max_length=128,
         ),
         train_dataset=Dataset.from_list(parts.rows),
         processing_class=tokenizer,
@@ -165,3 +165,15 @@ def test_mix_rows_go_through_trl_dpo_data_pipeline(tmp_path):
     } <= set(data.column_names)
     result = trainer.train()
     assert result.global_step == 1
+
+
+def test_dataset_source_draws_only_hh_rlhf_prompts():
+    from equilibrate.fdc.mix import candidate_order
+
+    pool = make_pool()
+    pool.rows[0]["source"] = "hh_rlhf_harmless"
+    order = candidate_order(MixConfig(pair_source="dataset"), pool)
+    assert [r["id"] for r in order["EHD"]] == ["t:EHD0"]
+    assert order["IHD"] == [] and len(order["NONE"]) == 10
+    first = candidate_order(MixConfig(), pool)
+    assert len(first["EHD"]) == 20 and first == candidate_order(MixConfig(), pool)

@@ -76,7 +76,7 @@ class MixConfig:
     pair_source: str = "templated"
     profile: str = "cpu"
     max_new_tokens: int = 64
-    oversample: float = 1.5
+    oversample: float = 1.25
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -232,11 +232,15 @@ def candidate_order(config: MixConfig, pool: Pool | Sequence[dict]) -> dict[str,
     """The pool rows :func:`assemble_mix` tries, in the order it tries them (seeded).
 
     Keys: ``EHD``, ``IHD``, ``MHD`` and ``NONE`` (counter-examples) in ``fdc`` mode, ``naive``
-    (all harmful rows) in ``naive`` mode. Useful to look at the first prompts of a mix before
-    building it.
+    (all harmful rows) in ``naive`` mode. With ``pair_source="dataset"`` the harmful rows are
+    limited to those from HH-RLHF harmless-base, the only ones with the dataset's own answers.
+    Useful to look at the first prompts of a mix before building it.
     """
     rows = pool.rows if isinstance(pool, Pool) else list(pool)
     rng = random.Random(config.seed)
+    if config.pair_source == "dataset":
+        # only HH-RLHF harmless prompts come with the dataset's own answers
+        rows = [r for r in rows if r["category"] == "NONE" or r["source"] == "hh_rlhf_harmless"]
     if config.mode == "naive":
         return {"naive": _draw([r for r in rows if r["category"] in HARMFUL], rng)}
     order = {c: _draw([r for r in rows if r["category"] == c], rng) for c in HARMFUL}
@@ -344,6 +348,9 @@ def build_mix(
             cache under ``cache_dir("generations")``); only loaded when answers are needed.
         folder: where to save; default :func:`mix_folder`. An existing complete mix there is
             read back without rebuilding.
+
+    The default folder is keyed by ``config`` alone: it assumes the default pool and the
+    profile's own policy. Pass ``folder`` when building from a custom pool or policy.
     """
     from datasets import Dataset
 
@@ -355,11 +362,10 @@ def build_mix(
         from equilibrate.fdc.pool import build_pool
 
         pool = build_pool()
-    if (
-        respond is None
-        and config.pair_source != "dataset"
-        or (respond is None and config.mode == "fdc" and config.counter_total > 0)
-    ):
+    needs_policy = config.pair_source != "dataset" or (
+        config.mode == "fdc" and config.counter_total > 0
+    )
+    if respond is None and needs_policy:
         respond = default_responder(config)
     parts = assemble_mix(config, pool, respond)
     pool_size = len(pool.rows) if isinstance(pool, Pool) else len(pool)

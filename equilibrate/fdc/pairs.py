@@ -116,7 +116,8 @@ OVER_REFUSALS: tuple[str, ...] = (
 
 _LEADS = re.compile(
     r"^(?:(?:hey|hi|so|ok|okay|well|please|pls)[,!.]?\s+)*"
-    r"(?:can|could|would|will) you (?:please )?(?:help me |tell me |show me |explain )?"
+    r"(?:can|could|would|will) you (?:please )?"
+    r"(?:help me with |help with |help me |tell me |show me |explain )?"
     r"|^(?:(?:hey|hi|so|ok|okay|well|please)[,!.]?\s+)*"
     r"(?:tell me|show me|explain|give me|i want to know|i need to know|i want to|i need to)\s+"
     r"|^(?:what(?:'s| is| are) (?:the best way to |a good way to |some ways to |ways to )?)",

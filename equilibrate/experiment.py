@@ -1,0 +1,251 @@
+"""The equilibrium experiment: the paper's comparison, rerun at a scale one machine affords.
+
+Five models, one seed, the same recipe and the same number of optimizer steps per training example
+(one epoch each):
+
+| arm | training data |
+|---|---|
+| ``base`` | none: the profile's model as shipped |
+| ``naive-small`` | ``safety_small`` safety pairs drawn without regard to category, plus helpful pairs |
+| ``naive-large`` | ``scale`` times as many naive safety pairs, the same helpful pairs |
+| ``fdc`` | ``safety_small`` pairs by FDC quota (EHD:IHD:MHD = 10:3:1) + counter-examples + helpful |
+| ``fdc-ama`` | the ``fdc`` data, trained with AMA-DPO (segment scorer) instead of DPO |
+
+``naive-small`` and ``fdc`` spend the same pair budget: the naive mix draws its counter-example
+share as further safety pairs (see :class:`equilibrate.fdc.MixConfig`). Each arm is a
+content-addressed training run (:func:`equilibrate.train.train_run`), so chapter 3, which trains
+``fdc`` and ``fdc-ama`` to compare DPO with AMA-DPO, and chapter 5, which trains and evaluates all
+of them, share the adapters. Evaluation results land in each run directory and are reused too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from equilibrate.errors import ConfigError
+from equilibrate.paths import cache_dir
+
+logger = logging.getLogger(__name__)
+
+ARMS = ("base", "naive-small", "naive-large", "fdc", "fdc-ama")
+TRAINED_ARMS = ARMS[1:]
+
+#: Sample sizes for the book's CPU build; larger on a GPU (see ``book_eval_settings``).
+CPU_EVAL = dict(
+    safety_sets=("advbench", "harmbench", "jailbreakbench", "simplesafetytests", "xstest_unsafe"),
+    n_safety=30,
+    n_overrefusal=None,
+    helpfulness_benchmarks=("mmlu", "arc_easy", "arc_challenge", "commonsenseqa", "winogrande",
+                            "truthfulqa_mc1", "gsm8k", "bbh"),
+    n_multiple_choice=40,
+    n_generation=16,
+    safety_max_new_tokens=64,
+    reasoning_max_new_tokens=128,
+)
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """What the experiment trains and evaluates.
+
+    Attributes:
+        recipe: a recipe name in ``recipes/`` (``cpu``) or a path to a YAML recipe.
+        safety_small: safety pairs of the smaller budget (naive-small and fdc).
+        scale: the larger naive budget as a multiple of the smaller one (the issue: about 4).
+        helpful_share: general helpful pairs as a share of ``safety_small`` (all arms).
+        counter_share: counter-examples as a share of ``safety_small`` (fdc arms; naive arms
+            spend the same budget on more safety pairs).
+        pair_source: how safety pairs get their answers (``equilibrate.fdc.PAIR_SOURCES``).
+        scorer: the AMA scorer of ``fdc-ama``.
+        seed: one seed for mixes, training and evaluation samples.
+        epochs: passes over each arm's data; steps = ceil(pairs * epochs / batch size).
+        learning_rate: overrides the recipe's learning rate when set.
+        eval_overrides: changes to the evaluation settings (``EvalSettings`` fields).
+    """
+
+    recipe: str = "cpu"
+    safety_small: int = 64
+    scale: int = 4
+    helpful_share: float = 0.5
+    counter_share: float = 0.125
+    pair_source: str = "templated"
+    scorer: str = "segment"
+    seed: int = 0
+    epochs: int = 1
+    learning_rate: float | None = None
+    eval_overrides: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.safety_small, int) or self.safety_small < 1:
+            raise ConfigError("safety_small", f"expected a positive integer, got {self.safety_small!r}")
+        if not isinstance(self.scale, int) or self.scale < 2:
+            raise ConfigError("scale", f"expected an integer >= 2, got {self.scale!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError("epochs", f"expected a positive integer, got {self.epochs!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError("learning_rate", f"expected a number > 0, got {self.learning_rate!r}")
+
+
+def _check_arm(arm: str) -> None:
+    if arm not in ARMS:
+        raise ConfigError("arm", f"expected one of {ARMS}, got {arm!r}")
+
+
+def recipe_path(recipe: str) -> Path:
+    """The YAML file of a recipe name (``cpu`` -> ``<repo>/recipes/cpu.yaml``) or a path."""
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError("recipe", f"recipe file not found: {path}")
+        return path
+    from equilibrate.train.recipes import repository_recipes
+
+    for candidate in repository_recipes():
+        if candidate.stem == recipe:
+            return candidate
+    raise ConfigError("recipe", f"no recipe named {recipe!r} in the repository's recipes/ folder")
+
+
+def mix_config(arm: str, settings: ExperimentSettings):
+    """The :class:`equilibrate.fdc.MixConfig` of a trained arm."""
+    from equilibrate.fdc.mix import MixConfig
+
+    _check_arm(arm)
+    if arm == "base":
+        raise ConfigError("arm", "the base model has no training mix")
+    small = settings.safety_small
+    total = small * settings.scale if arm == "naive-large" else small
+    # The large naive arm keeps the small arms' helpful pairs (same count, not scaled).
+    helpful = settings.helpful_share * small / total
+    return MixConfig(
+        safety_total=total,
+        helpful_share=helpful,
+        counter_share=settings.counter_share,
+        mode="naive" if arm.startswith("naive") else "fdc",
+        pair_source=settings.pair_source,
+        seed=settings.seed,
+    )
+
+
+def arm_data(arm: str, settings: ExperimentSettings):
+    """``(datasets.Dataset, manifest)`` of a trained arm (built once, then read from the cache)."""
+    from equilibrate.fdc.mix import build_mix
+
+    return build_mix(mix_config(arm, settings))
+
+
+def arm_recipe(arm: str, settings: ExperimentSettings, n_pairs: int):
+    """The training recipe of an arm: the base recipe with method, steps and seed set."""
+    from equilibrate.train.recipes import Recipe
+
+    base = Recipe.load(recipe_path(settings.recipe))
+    steps = max(1, math.ceil(n_pairs * settings.epochs / base.hyperparameters.batch_size))
+    changes: dict[str, Any] = {
+        "name": f"{base.name}-{arm}",
+        "method.name": "ama-dpo" if arm == "fdc-ama" else "dpo",
+        "hyperparameters.max_steps": steps,
+        "hyperparameters.seed": settings.seed,
+    }
+    if settings.learning_rate is not None:
+        changes["hyperparameters.learning_rate"] = settings.learning_rate
+    if arm == "fdc-ama":
+        changes["method.ama.scorer"] = settings.scorer
+    return base.replace(changes)
+
+
+def train_arm(arm: str, settings: ExperimentSettings | None = None):
+    """Train one arm (or return its finished run): a :class:`equilibrate.train.RunResult`."""
+    from equilibrate.train import train_run
+
+    settings = settings or ExperimentSettings()
+    _check_arm(arm)
+    if arm == "base":
+        raise ConfigError("arm", "the base model is not trained")
+    dataset, _ = arm_data(arm, settings)
+    recipe = arm_recipe(arm, settings, len(dataset))
+    result = train_run(recipe, dataset)
+    logger.info("%s: %s", arm, result.summary_line())
+    return result
+
+
+def book_eval_settings(profile, settings: ExperimentSettings | None = None):
+    """Evaluation settings: the CPU sample sizes on ``cpu``, the profile's defaults elsewhere."""
+    from equilibrate.evaluate import EvalSettings
+
+    settings = settings or ExperimentSettings()
+    name = getattr(profile, "name", profile)
+    overrides = dict(CPU_EVAL) if name == "cpu" else {}
+    overrides.update(seed=settings.seed, **settings.eval_overrides)
+    return EvalSettings.for_profile(profile, **overrides)
+
+
+def base_run_dir(profile) -> Path:
+    """Where the base model's evaluation is stored (a pseudo run directory)."""
+    return cache_dir("runs", f"base-{getattr(profile, 'name', profile)}")
+
+
+def evaluate_arm(arm: str, settings: ExperimentSettings | None = None, profile=None, run=None):
+    """Evaluate one arm on the three axes; reuses stored results. Returns ``EvalResults``."""
+    from equilibrate import profiles
+    from equilibrate.evaluate import evaluate_model
+    from equilibrate.generate import model_key
+
+    settings = settings or ExperimentSettings()
+    profile = profiles.get_profile(profile or _recipe_profile(settings))
+    adapter = None
+    if arm == "base":
+        out_dir = base_run_dir(profile)
+    else:
+        run = run or train_arm(arm, settings)
+        adapter, out_dir = run.adapter_dir, run.run_dir
+    tokenizer = profiles.load_tokenizer(profile)
+    model = profiles.load_model(profile, adapter=adapter)
+    return evaluate_model(model, tokenizer, profile, book_eval_settings(profile, settings),
+                          out_dir, model_key(profile, adapter), model_name=arm)
+
+
+def _recipe_profile(settings: ExperimentSettings) -> str:
+    from equilibrate.train.recipes import Recipe
+
+    return Recipe.load(recipe_path(settings.recipe)).model.profile
+
+
+@dataclass
+class ArmResult:
+    """One arm's run (``None`` for the base model), evaluation and training-data manifest."""
+
+    arm: str
+    run: Any
+    evaluation: Any
+    manifest: dict | None
+
+
+def run_experiment(settings: ExperimentSettings | None = None, arms: tuple[str, ...] = ARMS,
+                   ) -> dict[str, ArmResult]:
+    """Train and evaluate every arm in ``arms`` (each step reused when already done)."""
+    settings = settings or ExperimentSettings()
+    out: dict[str, ArmResult] = {}
+    for arm in arms:
+        _check_arm(arm)
+        run = manifest = None
+        if arm != "base":
+            _, manifest = arm_data(arm, settings)
+            run = train_arm(arm, settings)
+        evaluation = evaluate_arm(arm, settings, run=run)
+        out[arm] = ArmResult(arm, run, evaluation, manifest)
+        logger.info("experiment: %s evaluated (%d scores)", arm, len(evaluation.scores))
+    return out
+
+
+def settings_dict(settings: ExperimentSettings) -> dict:
+    """Plain-dict view of the settings (for manifests and tables)."""
+    return asdict(settings)
+
+
+def with_seed(settings: ExperimentSettings, seed: int) -> ExperimentSettings:
+    """The same experiment under another seed."""
+    return replace(settings, seed=seed)
