@@ -249,3 +249,103 @@ def settings_dict(settings: ExperimentSettings) -> dict:
 def with_seed(settings: ExperimentSettings, seed: int) -> ExperimentSettings:
     """The same experiment under another seed."""
     return replace(settings, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the results: the three headline numbers per model and the paper's findings checked
+
+
+HEADLINE_METRICS = {
+    "safety": ("safety_avg", "mean_safe_rate"),
+    "over_refusal_compliance": ("xstest_safe", "compliance"),
+    "helpfulness": ("helpful_avg", "mean_accuracy"),
+}
+
+
+def headline(frame) -> Any:
+    """One row per model: each headline number with its 95% interval (fractions).
+
+    ``frame`` is a scores DataFrame (``equilibrate.evaluate.scores_frame``). Columns: for each
+    of ``safety``, ``over_refusal_compliance``, ``helpfulness`` the value and ``_lo``/``_hi``.
+    """
+    import pandas as pd
+
+    rows = {}
+    for model, sub in frame.groupby("model", sort=False):
+        row = {}
+        for name, (benchmark, metric) in HEADLINE_METRICS.items():
+            hit = sub[(sub["benchmark"] == benchmark) & (sub["metric"] == metric)]
+            if hit.empty:
+                row.update({name: float("nan"), f"{name}_lo": float("nan"),
+                            f"{name}_hi": float("nan")})
+                continue
+            first = hit.iloc[0]
+            row.update({name: first["value"], f"{name}_lo": first["ci_low"],
+                        f"{name}_hi": first["ci_high"]})
+        rows[model] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+#: The paper's findings as comparisons: (finding, model a, model b, quantity, a should be ...).
+FINDINGS = (
+    ("4x more naive safety data raises safety", "naive-large", "naive-small", "safety", "higher"),
+    ("4x more naive safety data raises over-refusal (fewer safe prompts answered)",
+     "naive-large", "naive-small", "over_refusal_compliance", "lower"),
+    ("naive safety data costs helpfulness", "naive-large", "base", "helpfulness", "lower"),
+    ("FDC data is safer than naive data of the same size", "fdc", "naive-small", "safety",
+     "higher"),
+    ("FDC data over-refuses less than 4x naive data", "fdc", "naive-large",
+     "over_refusal_compliance", "higher"),
+    ("FDC + AMA keeps helpfulness", "fdc-ama", "base", "helpfulness", "not lower"),
+    ("AMA adds safety over DPO on the same FDC data", "fdc-ama", "fdc", "safety", "higher"),
+    ("AMA over-refuses no more than DPO on the same data", "fdc-ama", "fdc",
+     "over_refusal_compliance", "not lower"),
+)
+
+
+def _verdict(a: dict, b: dict, quantity: str, expect: str) -> str:
+    va, vb = a[quantity], b[quantity]
+    if va != va or vb != vb:  # NaN: not measured
+        return "not measured"
+    apart = a[f"{quantity}_lo"] > b[f"{quantity}_hi"] or b[f"{quantity}_lo"] > a[f"{quantity}_hi"]
+    if expect == "higher":
+        right = va > vb
+    elif expect == "lower":
+        right = va < vb
+    else:  # "not lower"
+        right = va >= vb or not apart
+        return "reproduced" if right else "not reproduced"
+    if right and apart:
+        return "reproduced"
+    if right:
+        return "same direction, within noise"
+    if apart:
+        return "not reproduced"
+    return "opposite direction, within noise"
+
+
+def findings(frame) -> Any:
+    """Each of the paper's findings (:data:`FINDINGS`) checked on our scores.
+
+    Verdicts: ``reproduced`` (right direction, 95% intervals apart), ``same direction, within
+    noise`` (intervals overlap), ``opposite direction, within noise``, ``not reproduced``
+    (opposite direction, intervals apart), ``not measured``. For "not lower" findings, overlap
+    counts as reproduced.
+    """
+    import pandas as pd
+
+    table = headline(frame)
+    out = []
+    for text, a, b, quantity, expect in FINDINGS:
+        if a not in table.index or b not in table.index:
+            out.append({"finding": text, "compares": f"{a} vs {b}", "ours": "",
+                        "verdict": "not measured"})
+            continue
+        ra, rb = table.loc[a].to_dict(), table.loc[b].to_dict()
+        out.append({
+            "finding": text,
+            "compares": f"{a} vs {b} ({quantity.replace('_', ' ')})",
+            "ours": f"{ra[quantity]:.3f} vs {rb[quantity]:.3f}",
+            "verdict": _verdict(ra, rb, quantity, expect),
+        })
+    return pd.DataFrame(out)
