@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         "included, once per dataset)"
     )
     print(f"median step: DPO {dpo * 1000:.0f} ms, AMA-DPO {ama * 1000:.0f} ms")
+    for method, values in times.items():
+        print(f"  {method} steps (ms): " + " ".join(f"{v * 1000:.0f}" for v in values))
     print(
         f"step-time ratio AMA/DPO: {statistics.median(ratios):.3f} median of paired steps, "
         f"{ama / dpo:.3f} ratio of medians (target <= 1.05)"
