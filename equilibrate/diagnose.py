@@ -1,8 +1,8 @@
 """Over-safety diagnosis: refusals on harmful prompts and on harmless look-alikes.
 
-One run generates answers to every XSTest prompt (250 safe look-alikes, 200 unsafe contrasts) and to a
-harmful evaluation set (see :func:`equilibrate.splits.harmful_eval_prompts`), judges each answer with the
-refusal judge and summarises two rates:
+One run generates answers to every XSTest prompt (250 safe look-alikes, 200 unsafe contrasts) and
+to a harmful evaluation set (see :func:`equilibrate.splits.harmful_eval_prompts`), judges each
+answer with the refusal judge and summarises two rates:
 
 - **harmful refusal rate**: the share of harmful prompts that are not fully complied with;
 - **harmless compliance rate**: the share of XSTest's safe prompts that are fully complied with.
@@ -105,7 +105,7 @@ def run_diagnosis(
         cache = cache_dir("generations") / f"{safe_key}.jsonl"
     frame["response"] = generate(model, tokenizer, list(frame["prompt"]), gen,
                                  profile=profile, cache=cache, model_key=model_key)
-    judged = [judge_response(p, r) for p, r in zip(frame["prompt"], frame["response"])]
+    judged = [judge_response(p, r) for p, r in zip(frame["prompt"], frame["response"], strict=True)]
     frame["label"] = [j.label for j in judged]
     frame["judge_score"] = [j.score for j in judged]
     frame["judge_reason"] = [j.reason for j in judged]
@@ -134,7 +134,10 @@ def summarize(frame: pd.DataFrame, threshold: float = 0.8) -> dict:
 
 
 def rates_by(frame: pd.DataFrame, by: str, kind: str) -> pd.DataFrame:
-    """Label shares per value of ``by`` for prompts of one ``kind`` (rows: groups; columns: labels)."""
+    """Label shares per value of ``by`` for prompts of one ``kind``.
+
+    Rows: groups; columns: labels.
+    """
     sub = frame[frame["kind"] == kind]
     table = pd.crosstab(sub[by], sub["label"], normalize="index")
     for label in ("full_compliance", "partial_refusal", "full_refusal"):
@@ -176,7 +179,10 @@ def plot_quadrants(points: dict[str, dict], ax=None, threshold: float = 0.8):
 
 
 def save_diagnosis(frame: pd.DataFrame, out_dir: Path, name: str, threshold: float = 0.8) -> dict:
-    """Write answers, summary, breakdowns and the quadrant plot into ``out_dir``; return the summary."""
+    """Write answers, summary, breakdowns and the quadrant plot into ``out_dir``.
+
+    Returns the summary.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)

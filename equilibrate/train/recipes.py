@@ -103,15 +103,19 @@ class MethodSection:
 
     ``ama`` holds the AMA settings without their prefix (``scorer: segment`` becomes
     ``AMADPOConfig(ama_scorer="segment")``); it must be empty for ``dpo``.
+    ``sft_weight`` > 0 adds trl's ``sft`` loss (the mean negative log-likelihood of the chosen
+    response's tokens) with that weight to the DPO loss; under AMA the same token weights apply.
     """
 
     name: str = "dpo"
     beta: float = 0.1
+    sft_weight: float = 0.0
     ama: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _choice(self.name, "method.name", METHODS)
         _number(self.beta, "method.beta", 1e-6, 100.0)
+        _number(self.sft_weight, "method.sft_weight", 0.0, 100.0)
         _check(isinstance(self.ama, dict), "method.ama", "expected a mapping of AMA settings")
         if self.name == "dpo" and self.ama:
             raise ConfigError("method.ama", "AMA settings given but method.name is 'dpo'")

@@ -205,6 +205,8 @@ def training_arguments(recipe: Recipe, output_dir: Path, device: str):
         disable_tqdm=not progress_enabled(),
         dataloader_num_workers=0,
     )
+    if method.sft_weight > 0:
+        kwargs.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, float(method.sft_weight)])
     if method.name == "ama-dpo":
         from equilibrate.ama import AMADPOConfig
 
