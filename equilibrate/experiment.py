@@ -1,7 +1,7 @@
 """The equilibrium experiment: the paper's comparison, rerun at a scale one machine affords.
 
 Five models, one seed, the same recipe and the same number of optimizer steps per training example
-(one epoch each):
+(two epochs each):
 
 | arm | training data |
 |---|---|
@@ -77,9 +77,9 @@ class ExperimentSettings:
     pair_source: str = "templated"
     scorer: str = "segment"
     seed: int = 0
-    epochs: int = 1
-    learning_rate: float | None = None
-    sft_weight: float | None = None
+    epochs: int = 2
+    learning_rate: float | None = 1e-3
+    sft_weight: float | None = 1.0
     eval_overrides: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
