@@ -16,3 +16,11 @@ if "EQUILIBRATE_DATA_DIR" not in os.environ:
     if _shared.is_dir():
         os.environ["EQUILIBRATE_DATA_DIR"] = str(_shared)
 os.environ.setdefault("EQUILIBRATE_CACHE_DIR", str(_REPO / ".cache"))
+
+import pytest  # noqa: E402
+
+#: Skip marker for tests that read the real datasets: they need a local data folder.
+requires_data = pytest.mark.skipif(
+    not os.environ.get("EQUILIBRATE_DATA_DIR"),
+    reason="EQUILIBRATE_DATA_DIR is not set (the tests read the real datasets from it)",
+)

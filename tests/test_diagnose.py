@@ -8,6 +8,7 @@ import math
 import matplotlib
 import pandas as pd
 import pytest
+from conftest import requires_data
 
 from equilibrate import cli, diagnose
 from equilibrate.errors import ConfigError
@@ -170,6 +171,7 @@ def test_save_diagnosis_writes_every_file(tmp_path):
     assert (out / "quadrants.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@requires_data
 def test_diagnosis_prompts_hold_all_of_xstest_and_the_harmful_set():
     prompts = diagnose.diagnosis_prompts(diagnose.DiagnosisSettings(n_harmful=40))
     xstest = prompts[prompts["set"] == "xstest"]

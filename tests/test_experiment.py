@@ -92,9 +92,15 @@ def test_overrides_land_in_the_recipe():
     assert recipe.hyperparameters.learning_rate == pytest.approx(3e-5)
     assert recipe.method.sft_weight == pytest.approx(0.25)
     assert recipe.hyperparameters.seed == 11
+    # None keeps the recipe's own values (recipes/cpu.yaml: lr 2e-4, no NLL term)
+    plain = experiment.ExperimentSettings(learning_rate=None, sft_weight=None)
+    recipe = experiment.arm_recipe("naive-large", plain, 64)
+    assert recipe.hyperparameters.learning_rate == pytest.approx(2e-4)
+    assert recipe.method.sft_weight == 0.0
+    # the book's calibrated defaults (see the experiment module and chapter 5)
     default = experiment.arm_recipe("naive-large", experiment.ExperimentSettings(), 64)
-    assert default.hyperparameters.learning_rate == pytest.approx(2e-4)  # recipes/cpu.yaml
-    assert default.method.sft_weight == 0.0
+    assert default.hyperparameters.learning_rate == pytest.approx(1e-3)
+    assert default.method.sft_weight == pytest.approx(1.0)
 
 
 def test_each_arm_gets_its_own_recipe_name():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import requires_data
 from datasets import Dataset
 
 from equilibrate.errors import ConfigError
@@ -119,6 +120,7 @@ def test_asking_for_more_than_exists_names_the_category_and_the_count():
         )
 
 
+@requires_data
 def test_build_mix_saves_and_reads_back(tmp_path):
     config = MixConfig(safety_total=14, counter_share=2 / 14, helpful_share=4 / 14)
     ds, manifest = build_mix(config, pool=make_pool(), respond=policy, folder=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import requires_data
 
 from equilibrate import data, splits
 from equilibrate.errors import ConfigError
@@ -70,6 +71,7 @@ def test_pool_dedups_excludes_evaluation_prompts_and_counts_drops():
     assert pool.drop_table().loc["advbench"].sum() == 3
 
 
+@requires_data
 def test_real_pool_holds_no_evaluation_prompt():
     pool = build_pool(FixedCategorizer())
     evaluation = splits.evaluation_prompts()
