@@ -20,7 +20,9 @@ ifneq ($(wildcard ../shared/data),)
 export EQUILIBRATE_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: book test lint bench clean env
+SEED ?= 1
+
+.PHONY: book test lint bench seed clean env
 
 env: $(STAMP)
 
@@ -48,6 +50,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generation_throughput.py
 	$(BIN)/python benchmarks/ama_step_time.py
+	$(BIN)/python benchmarks/cpu_compute_dtype.py
+	$(BIN)/python benchmarks/judge_throughput.py
+
+# Another seed of chapter 5's experiment, exported for the book to read (about half an hour on CPU).
+seed: $(STAMP)
+	EQUILIBRATE_PROGRESS=0 $(BIN)/equilibrate experiment --seed $(SEED) \
+	  --export results/experiment-seed$(SEED).json
 
 clean:
 	rm -rf _build

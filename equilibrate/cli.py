@@ -23,6 +23,7 @@ COMMANDS = (
     "plan",
     "evaluate",
     "report",
+    "experiment",
 )
 
 

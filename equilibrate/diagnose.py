@@ -81,6 +81,12 @@ def diagnosis_prompts(settings: DiagnosisSettings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def default_cache(model_key: str) -> Path:
+    """The diagnosis' generation cache of a model: ``<cache>/generations/<model_key>.jsonl``."""
+    safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_key)
+    return cache_dir("generations") / f"{safe_key}.jsonl"
+
+
 def run_diagnosis(
     model,
     tokenizer,
@@ -101,8 +107,7 @@ def run_diagnosis(
     gen = GenerationSettings(max_new_tokens=settings.max_new_tokens,
                              batch_size=settings.batch_size, seed=settings.seed)
     if cache is None:
-        safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_key)
-        cache = cache_dir("generations") / f"{safe_key}.jsonl"
+        cache = default_cache(model_key)
     frame["response"] = generate(model, tokenizer, list(frame["prompt"]), gen,
                                  profile=profile, cache=cache, model_key=model_key)
     judged = [judge_response(p, r) for p, r in zip(frame["prompt"], frame["response"], strict=True)]

@@ -63,6 +63,8 @@ class ExperimentSettings:
         scorer: the AMA scorer of ``fdc-ama``.
         seed: one seed for mixes, training and evaluation samples.
         epochs: passes over each arm's data; steps = ceil(pairs * epochs / batch size).
+        batch_size: overrides the recipe's batch size (pairs per optimizer step) when set; on a
+            fixed compute budget a smaller batch gives each arm more optimizer steps.
         learning_rate: overrides the recipe's learning rate when set.
         sft_weight: overrides the recipe's ``method.sft_weight`` (the weight of the chosen
             answers' negative log-likelihood added to the DPO loss) when set.
@@ -70,7 +72,7 @@ class ExperimentSettings:
     """
 
     recipe: str = "cpu"
-    safety_small: int = 64
+    safety_small: int = 40
     scale: int = 4
     helpful_share: float = 0.5
     counter_share: float = 0.125
@@ -78,7 +80,8 @@ class ExperimentSettings:
     scorer: str = "segment"
     seed: int = 0
     epochs: int = 2
-    learning_rate: float | None = 1e-3
+    batch_size: int | None = None
+    learning_rate: float | None = 1.5e-3
     sft_weight: float | None = 1.0
     eval_overrides: dict = field(default_factory=dict, hash=False)
 
@@ -91,6 +94,10 @@ class ExperimentSettings:
             raise ConfigError("scale", f"expected an integer >= 2, got {self.scale!r}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ConfigError("epochs", f"expected a positive integer, got {self.epochs!r}")
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int) or self.batch_size < 1
+        ):
+            raise ConfigError("batch_size", f"expected a positive integer, got {self.batch_size!r}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError("learning_rate", f"expected a number > 0, got {self.learning_rate!r}")
 
@@ -148,13 +155,18 @@ def arm_recipe(arm: str, settings: ExperimentSettings, n_pairs: int):
     from equilibrate.train.recipes import Recipe
 
     base = Recipe.load(recipe_path(settings.recipe))
-    steps = max(1, math.ceil(n_pairs * settings.epochs / base.hyperparameters.batch_size))
+    batch = settings.batch_size or base.hyperparameters.batch_size
+    steps = max(1, math.ceil(n_pairs * settings.epochs / batch))
     changes: dict[str, Any] = {
         "name": f"{base.name}-{arm}",
         "method.name": "ama-dpo" if arm == "fdc-ama" else "dpo",
         "hyperparameters.max_steps": steps,
         "hyperparameters.seed": settings.seed,
     }
+    if settings.batch_size is not None:
+        changes["hyperparameters.batch_size"] = settings.batch_size
+        changes["hardware.micro_batch_size"] = min(settings.batch_size,
+                                                   base.hardware.micro_batch_size)
     if settings.learning_rate is not None:
         changes["hyperparameters.learning_rate"] = settings.learning_rate
     if settings.sft_weight is not None:
@@ -190,9 +202,11 @@ def book_eval_settings(profile, settings: ExperimentSettings | None = None):
     return EvalSettings.for_profile(profile, **overrides)
 
 
-def base_run_dir(profile) -> Path:
-    """Where the base model's evaluation is stored (a pseudo run directory)."""
-    return cache_dir("runs", f"base-{getattr(profile, 'name', profile)}")
+def base_run_dir(profile, seed: int = 0) -> Path:
+    """Where the base model's evaluation under ``seed`` is stored (a pseudo run directory; one per
+    seed, since the seed draws the evaluation sample)."""
+    name = f"base-{getattr(profile, 'name', profile)}"
+    return cache_dir("runs", name if seed == 0 else f"{name}-seed{seed}")
 
 
 def evaluate_arm(arm: str, settings: ExperimentSettings | None = None, profile=None, run=None):
@@ -203,16 +217,21 @@ def evaluate_arm(arm: str, settings: ExperimentSettings | None = None, profile=N
 
     settings = settings or ExperimentSettings()
     profile = profiles.get_profile(profile or _recipe_profile(settings))
-    adapter = None
+    adapter, also_read = None, ()
     if arm == "base":
-        out_dir = base_run_dir(profile)
+        out_dir = base_run_dir(profile, settings.seed)
+        # Chapter 1 answered XSTest with the same model and settings: take those answers.
+        from equilibrate.diagnose import default_cache
+
+        also_read = (default_cache(model_key(profile)),)
     else:
         run = run or train_arm(arm, settings)
         adapter, out_dir = run.adapter_dir, run.run_dir
     tokenizer = profiles.load_tokenizer(profile)
     model = profiles.load_model(profile, adapter=adapter)
     return evaluate_model(model, tokenizer, profile, book_eval_settings(profile, settings),
-                          out_dir, model_key(profile, adapter), model_name=arm)
+                          out_dir, model_key(profile, adapter), model_name=arm,
+                          also_read=also_read)
 
 
 def _recipe_profile(settings: ExperimentSettings) -> str:
@@ -356,3 +375,171 @@ def findings(frame) -> Any:
             "verdict": _verdict(ra, rb, quantity, expect),
         })
     return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Further seeds: results exported to a file, read back beside the build's own seed
+
+#: What an exported results file holds, by version.
+EXPORT_VERSION = 1
+
+
+def machine_description() -> dict:
+    """The machine and software that produced a result (for exported results files)."""
+    import os
+    import platform
+
+    import torch
+    import transformers
+    import trl
+
+    from equilibrate.train.trainer import CPUINFO, cpu_has_native_bf16
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in CPUINFO.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+    }
+
+
+def export_results(results: dict[str, ArmResult], settings: ExperimentSettings,
+                   path: str | Path, *, seconds: float | None = None) -> Path:
+    """Write every arm's scores, the settings and the machine to one JSON file (atomically)."""
+    import datetime
+    import json
+    import os
+    import tempfile
+
+    scores = [
+        {**asdict(s), "model": arm} for arm, r in results.items() for s in r.evaluation.scores
+    ]
+    payload = {
+        "version": EXPORT_VERSION,
+        "what": "equilibrium experiment results (equilibrate.experiment.export_results)",
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "machine": machine_description(),
+        "seconds": None if seconds is None else round(seconds),
+        "settings": settings_dict(settings),
+        "scores": scores,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1, default=str)
+        handle.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def load_exported(path: str | Path) -> tuple[dict, Any]:
+    """``(meta, scores DataFrame)`` of a file written by :func:`export_results`.
+
+    Raises:
+        DataFormatError: the file is not such a file; names the file, the entry and the field.
+    """
+    import json
+
+    import pandas as pd
+
+    from equilibrate.errors import DataFormatError
+
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, err.lineno, None, f"not valid JSON ({err.msg})") from None
+    if not isinstance(payload, dict):
+        raise DataFormatError(path, None, None, "expected a JSON object")
+    for name in ("version", "machine", "settings", "scores"):
+        if name not in payload:
+            raise DataFormatError(path, None, name, "missing")
+    if payload["version"] != EXPORT_VERSION:
+        raise DataFormatError(path, None, "version",
+                              f"expected {EXPORT_VERSION}, got {payload['version']!r}")
+    needed = ("model", "benchmark", "metric", "value", "ci_low", "ci_high")
+    for i, score in enumerate(payload["scores"], start=1):
+        missing = [k for k in needed if not isinstance(score, dict) or k not in score]
+        if missing:
+            raise DataFormatError(path, i, f"scores.{missing[0]}",
+                                  f"score record {i} lacks it")
+    meta = {k: v for k, v in payload.items() if k != "scores"}
+    return meta, pd.DataFrame(payload["scores"])
+
+
+def same_experiment(a: dict, b: dict) -> list[str]:
+    """The settings (as dicts) in which two experiments differ, apart from the seed."""
+    keys = sorted((set(a) | set(b)) - {"seed"})
+    return [k for k in keys if a.get(k) != b.get(k)]
+
+
+def seed_spread(frames: dict[int, Any]) -> Any:
+    """Headline numbers per arm and seed, with their range across seeds.
+
+    ``frames`` maps a seed to its scores DataFrame. Returns one row per (model, quantity) with a
+    column per seed, ``min``, ``max`` and ``spread`` (max - min).
+    """
+    import pandas as pd
+
+    columns = {}
+    for seed, frame in sorted(frames.items()):
+        head = headline(frame)[list(HEADLINE_METRICS)]
+        columns[f"seed {seed}"] = head.stack()
+    table = pd.DataFrame(columns)
+    table.index.names = ["model", "quantity"]
+    values = table.astype(float)
+    table["min"], table["max"] = values.min(axis=1), values.max(axis=1)
+    table["spread"] = table["max"] - table["min"]
+    return table
+
+
+def exported_seeds(settings: ExperimentSettings, folder: str | Path,
+                   ) -> tuple[dict[int, Any], list[str]]:
+    """Other seeds of the same experiment, read from ``folder/experiment-seed*.json``.
+
+    Returns ``({seed: scores DataFrame}, notes)``: files whose settings differ from ``settings`` in
+    anything but the seed, or whose seed is ``settings.seed``, are left out, and ``notes`` says
+    which and why, next to where each kept file came from (date, machine, time taken).
+    """
+    frames: dict[int, Any] = {}
+    notes: list[str] = []
+    wanted = json_roundtrip(settings_dict(settings))
+    for path in sorted(Path(folder).glob("experiment-seed*.json")):
+        meta, frame = load_exported(path)
+        seed = meta["settings"].get("seed")
+        differs = same_experiment(meta["settings"], wanted)
+        if differs:
+            notes.append(f"{path.name}: left out, its settings differ in {', '.join(differs)}")
+            continue
+        if seed == settings.seed or seed in frames:
+            notes.append(f"{path.name}: left out, seed {seed} is already shown")
+            continue
+        machine = meta["machine"]
+        took = f", {meta['seconds'] / 60:.0f} min" if meta.get("seconds") else ""
+        notes.append(f"{path.name}: seed {seed}, run {meta.get('date_utc', '?')} UTC on "
+                     f"{machine.get('cpu', '?')} ({machine.get('cpu_count', '?')} cores, GPU "
+                     f"{machine.get('gpu') or 'none'}){took}")
+        frames[seed] = frame
+    return frames, notes
+
+
+def json_roundtrip(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparing settings."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))

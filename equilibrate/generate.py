@@ -344,6 +344,7 @@ def generate(
     profile: Profile,
     cache: str | Path | None = None,
     model_key: str | None = None,
+    also_read: Sequence[str | Path] = (),
 ) -> list[str]:
     """Answer every prompt; return the answers (stop tokens and what follows removed) in order.
 
@@ -357,6 +358,9 @@ def generate(
             appended batch by batch. ``None``: no cache.
         model_key: names the model in the cache key; required with ``cache``. Use
             :func:`model_key` (``equilibrate.generate.model_key(profile, adapter)``).
+        also_read: further cache files, only read: answers found there (same key: same model,
+            prompt and settings) are used and copied into ``cache``. Lets one chapter's answers
+            serve another's without generating them twice.
 
     Identical prompts are generated once. The answers are decoded without special tokens and
     stripped of surrounding whitespace.
@@ -378,6 +382,13 @@ def generate(
     if store is not None:
         wanted = set(keys)
         responses = {k: r["response"] for k, r in store.load().items() if k in wanted}
+        borrowed = []
+        for path in also_read:
+            for k, record in CompletionCache(path).load().items():
+                if k in wanted and k not in responses:
+                    responses[k] = record["response"]
+                    borrowed.append(record)
+        store.append(borrowed)
 
     todo: dict[str, Prompt] = {}
     for key, prompt in zip(keys, prompts, strict=True):

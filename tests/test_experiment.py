@@ -99,8 +99,16 @@ def test_overrides_land_in_the_recipe():
     assert recipe.method.sft_weight == 0.0
     # the book's calibrated defaults (see the experiment module and chapter 5)
     default = experiment.arm_recipe("naive-large", experiment.ExperimentSettings(), 64)
-    assert default.hyperparameters.learning_rate == pytest.approx(1e-3)
+    assert default.hyperparameters.learning_rate == pytest.approx(1.5e-3)
     assert default.method.sft_weight == pytest.approx(1.0)
+    assert default.hyperparameters.batch_size == 8  # the recipe's own
+    # a batch-size override sets the batch, caps the micro-batch and recounts the steps
+    small = experiment.ExperimentSettings(batch_size=4)
+    recipe = experiment.arm_recipe("fdc", small, 65)
+    assert recipe.hyperparameters.batch_size == recipe.hardware.micro_batch_size == 4
+    assert recipe.hyperparameters.max_steps == 33  # ceil(65 * 2 / 4)
+    with pytest.raises(ConfigError, match="batch_size"):
+        experiment.ExperimentSettings(batch_size=0)
 
 
 def test_each_arm_gets_its_own_recipe_name():
@@ -341,3 +349,113 @@ def test_missing_arm_or_number_is_not_measured():
     assert verdicts[AMA_SAFER] == "reproduced"
     table = experiment.findings(frame).set_index("finding")
     assert table.loc[LARGE_SAFER, "ours"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Further seeds: export, read back, spread
+
+
+class _Evaluation:
+    def __init__(self, scores):
+        self.scores = scores
+
+
+def _arm_results(shift: float) -> dict:
+    from equilibrate.evaluate.results import Score
+
+    out = {}
+    for i, arm in enumerate(("base", "fdc")):
+        scores = [
+            Score("safety", "safety_avg", "mean_safe_rate", 0.1 + i * 0.3 + shift, 0.0, 1.0, 150),
+            Score("overrefusal", "xstest_safe", "compliance", 0.9 - i * 0.1, 0.8, 1.0, 250),
+            Score("helpfulness", "helpful_avg", "mean_accuracy", 0.3, 0.2, 0.4, 304),
+        ]
+        out[arm] = experiment.ArmResult(arm, None, _Evaluation(scores), None)
+    return out
+
+
+def test_export_reads_back_with_machine_and_settings(tmp_path):
+    settings = experiment.ExperimentSettings(seed=1)
+    path = experiment.export_results(_arm_results(0.0), settings, tmp_path / "r" / "s1.json",
+                                     seconds=12.3)
+    meta, frame = experiment.load_exported(path)
+    assert meta["settings"]["seed"] == 1 and meta["seconds"] == 12
+    assert meta["machine"]["cpu_count"] >= 1 and "torch" in meta["machine"]
+    assert sorted(frame.model.unique()) == ["base", "fdc"]
+    head = experiment.headline(frame)
+    assert head.loc["fdc", "safety"] == pytest.approx(0.4)
+    assert not list(tmp_path.glob("r/.*tmp"))  # no temporary file left behind
+
+
+def test_spread_across_seeds_by_hand(tmp_path):
+    frames = {}
+    for seed, shift in ((0, 0.0), (1, 0.05)):
+        settings = experiment.ExperimentSettings(seed=seed)
+        path = experiment.export_results(_arm_results(shift), settings, tmp_path / f"s{seed}.json")
+        frames[seed] = experiment.load_exported(path)[1]
+    table = experiment.seed_spread(frames)
+    assert list(table.columns) == ["seed 0", "seed 1", "min", "max", "spread"]
+    assert table.loc[("fdc", "safety"), "spread"] == pytest.approx(0.05)
+    assert table.loc[("base", "helpfulness"), "spread"] == pytest.approx(0.0)
+    assert table.loc[("fdc", "over_refusal_compliance"), "min"] == pytest.approx(0.8)
+
+
+def test_same_experiment_ignores_only_the_seed():
+    a = experiment.settings_dict(experiment.ExperimentSettings(seed=0))
+    b = experiment.settings_dict(experiment.ExperimentSettings(seed=3))
+    assert experiment.same_experiment(a, b) == []
+    c = experiment.settings_dict(experiment.ExperimentSettings(seed=3, safety_small=10))
+    assert experiment.same_experiment(a, c) == ["safety_small"]
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "field"),
+    [
+        ("{not json", 1, None),
+        ('{"version": 1, "machine": {}, "settings": {}}', None, "scores"),
+        ('{"version": 9, "machine": {}, "settings": {}, "scores": []}', None, "version"),
+        ('{"version": 1, "machine": {}, "settings": {}, "scores": [{"model": "a"}]}', 1,
+         "scores.benchmark"),
+    ],
+)
+def test_bad_export_file_names_file_row_and_field(tmp_path, text, row, field):
+    from equilibrate.errors import DataFormatError
+
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(DataFormatError) as err:
+        experiment.load_exported(path)
+    assert err.value.file == str(path) and err.value.row == row and err.value.field == field
+
+
+def test_cli_experiment_checks_its_export_path_before_any_work(tmp_path, capsys):
+    from equilibrate.cli import main
+
+    assert main(["experiment", "--seed", "1", "--export", str(tmp_path / "out.txt")]) == 2
+    assert "--export: expected a .json file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    assert "--safety-small" in capsys.readouterr().out
+
+
+def test_exported_seeds_keep_only_the_same_experiment(tmp_path):
+    base = experiment.ExperimentSettings(seed=0)
+    for seed, small in ((1, base.safety_small), (2, 7), (0, base.safety_small)):
+        experiment.export_results(
+            _arm_results(0.01 * seed),
+            experiment.ExperimentSettings(seed=seed, safety_small=small),
+            tmp_path / f"experiment-seed{seed}{'-other' if small == 7 else ''}.json")
+    (tmp_path / "unrelated.json").write_text("{}")
+    frames, notes = experiment.exported_seeds(base, tmp_path)
+    assert list(frames) == [1]
+    assert any("seed2-other.json: left out, its settings differ in safety_small" in n
+               for n in notes)
+    assert any("seed0.json: left out, seed 0 is already shown" in n for n in notes)
+    assert any(n.startswith("experiment-seed1.json: seed 1, run ") for n in notes)
+
+
+def test_base_evaluations_of_different_seeds_do_not_share_a_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUILIBRATE_CACHE_DIR", str(tmp_path))
+    zero, one = experiment.base_run_dir("cpu", 0), experiment.base_run_dir("cpu", 1)
+    assert zero.name == "base-cpu" and one.name == "base-cpu-seed1"
+    assert zero.parent == one.parent

@@ -218,6 +218,29 @@ def test_cache_resumes_and_never_regenerates(model, tokenizer, tmp_path):
     assert first["stopped"] is False and first["new_tokens"] == 6
 
 
+def test_also_read_borrows_answers_from_another_cache(model, tokenizer, tmp_path):
+    settings = GenerationSettings(max_new_tokens=6, batch_size=2)
+    profile = tiny_profile()
+    other, mine = tmp_path / "chapter1.jsonl", tmp_path / "eval.jsonl"
+    first = generate(model, tokenizer, PROMPTS[:4], settings, profile=profile, cache=other,
+                     model_key="tiny")
+    before = other.read_text()
+    counter = GenerateCounter(model)
+    try:
+        out = generate(model, tokenizer, PROMPTS, settings, profile=profile, cache=mine,
+                       model_key="tiny", also_read=[other, tmp_path / "missing.jsonl"])
+        assert counter.rows == 2  # only the two prompts the other cache lacks
+        assert out[:4] == first
+        # Another model key borrows nothing.
+        generate(model, tokenizer, PROMPTS[:4], settings, profile=profile,
+                 cache=tmp_path / "b.jsonl", model_key="tiny-2", also_read=[other])
+        assert counter.rows == 6
+    finally:
+        counter.restore()
+    assert other.read_text() == before  # only read
+    assert len(mine.read_text().splitlines()) == len(PROMPTS)  # borrowed answers copied in
+
+
 def test_cache_distinguishes_models_and_settings(model, tokenizer, tmp_path):
     cache = tmp_path / "answers.jsonl"
     profile = tiny_profile()

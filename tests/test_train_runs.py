@@ -144,6 +144,45 @@ def test_cuda_recipe_refuses_on_cpu(tiny_folder, tmp_path):
         train_run(recipe, runs_root=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("fpu avx2 avx512f amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", True),
+     ("fpu avx2 avx512f", False), (None, False)],
+)
+def test_cpu_bf16_is_read_from_the_cpu_flags(flags, native, tmp_path, monkeypatch):
+    from equilibrate.train import trainer
+
+    info = tmp_path / "cpuinfo"
+    if flags is not None:
+        info.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(trainer, "CPUINFO", info)
+    assert trainer.cpu_has_native_bf16() is native
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_compute_dtype_resolves_for_this_cpu(tiny_folder, monkeypatch, native):
+    from equilibrate.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    auto = tiny_recipe(tiny_folder).replace({"hardware.compute_dtype": "auto"})
+    resolved = trainer.resolve_compute_dtype(auto)
+    assert resolved.hardware.compute_dtype == ("bf16" if native else "fp32")
+    fixed = tiny_recipe(tiny_folder)
+    assert trainer.resolve_compute_dtype(fixed) is fixed
+    args = trainer.training_arguments(resolved, "unused", "cpu")
+    assert args.bf16 is native and not args.fp16
+    bf16 = tiny_recipe(tiny_folder).replace({"hardware.compute_dtype": "bf16"})
+    if native:
+        assert trainer.resolve_device(bf16) == "cpu"
+    else:
+        with pytest.raises(ConfigError, match="AVX512-BF16"):
+            trainer.resolve_device(bf16)
+    with pytest.raises(ConfigError, match="fp16 compute runs on CUDA only"):
+        trainer.resolve_device(tiny_recipe(tiny_folder).replace({"hardware.compute_dtype": "fp16"}))
+    with pytest.raises(ConfigError, match="hardware.compute_dtype"):
+        tiny_recipe(tiny_folder).replace({"hardware.compute_dtype": "fp64"})
+
+
 def test_fp32_lm_head_projects_in_fp32_under_autocast(tiny_folder, tmp_path, monkeypatch):
     """trl's fused head projects in the autocast dtype (bf16 here); with hardware.fp32_lm_head it
     gets fp32 hidden states with autocast off, so the logit tiles are fp32."""

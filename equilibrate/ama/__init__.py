@@ -13,8 +13,7 @@ Names are imported on first use, so ``import equilibrate.ama`` does not load trl
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from equilibrate._lazy import lazy_getattr as _lazy_getattr
 
 _EXPORTS = {
     "MaskStats": "masks",
@@ -44,10 +43,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'equilibrate.ama' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"equilibrate.ama.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _EXPORTS, globals())

@@ -194,6 +194,49 @@ def _log_stats(stats: MaskStats) -> None:
         )
 
 
+def _prepare(
+    scores: torch.Tensor,
+    response_mask: torch.Tensor,
+    chosen: bool | Sequence[bool] | torch.Tensor,
+    baseline: float | str,
+    min_message_tokens: int,
+) -> tuple[torch.Tensor, float, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the inputs shared by the mask and the weights and find each token's message.
+
+    Returns ``(chosen_t, b, inside, sides, keep)``: the per-row chosen flags [B], the resolved
+    baseline, the response tokens [B, T] (bool), each token's message side [B, T] and the tokens
+    the hard mask keeps [B, T] (bool).
+    """
+    chosen_t = _check_inputs(scores, response_mask, chosen)
+    b = resolve_baseline(scores, response_mask, baseline)
+    sides = _message_sides(scores, response_mask, b, int(min_message_tokens))
+    inside = response_mask.bool()
+    keep = torch.where(chosen_t[:, None], sides >= 0, sides <= 0) & inside
+    return chosen_t, b, inside, sides, keep
+
+
+def _finish(
+    weights: torch.Tensor,
+    scores: torch.Tensor,
+    response_mask: torch.Tensor,
+    keep: torch.Tensor,
+    baseline: float,
+) -> tuple[torch.Tensor, MaskStats]:
+    """Apply the fallback, cast to the scores' float dtype, count and log what was kept."""
+    weights, fallbacks = _apply_fallback(weights, response_mask, keep)
+    weights = weights.to(scores.dtype if scores.is_floating_point() else torch.float32)
+    inside = response_mask.bool()
+    stats = MaskStats(
+        kept_tokens=float(weights.sum()),
+        response_tokens=int(inside.sum()),
+        responses=int(inside.any(dim=1).sum()),
+        fallbacks=fallbacks,
+        baseline=baseline,
+    )
+    _log_stats(stats)
+    return weights, stats
+
+
 def message_mask_with_stats(
     scores: torch.Tensor,
     response_mask: torch.Tensor,
@@ -202,24 +245,9 @@ def message_mask_with_stats(
     min_message_tokens: int = 1,
 ) -> tuple[torch.Tensor, MaskStats]:
     """:func:`message_mask` and what it kept (see there for the arguments)."""
-    chosen_t = _check_inputs(scores, response_mask, chosen)
-    b = resolve_baseline(scores, response_mask, baseline)
-    sides = _message_sides(scores, response_mask, b, int(min_message_tokens))
-    inside = response_mask.bool()
-    keep_chosen = sides >= 0
-    keep_rejected = sides <= 0
-    keep = torch.where(chosen_t[:, None], keep_chosen, keep_rejected) & inside
+    _, b, _, _, keep = _prepare(scores, response_mask, chosen, baseline, min_message_tokens)
     mask = keep.to(scores.dtype if scores.is_floating_point() else torch.float32)
-    mask, fallbacks = _apply_fallback(mask, response_mask, keep)
-    stats = MaskStats(
-        kept_tokens=float(mask.sum()),
-        response_tokens=int(inside.sum()),
-        responses=int(inside.any(dim=1).sum()),
-        fallbacks=fallbacks,
-        baseline=b,
-    )
-    _log_stats(stats)
-    return mask, stats
+    return _finish(mask, scores, response_mask, keep, b)
 
 
 def message_mask(
@@ -273,10 +301,9 @@ def message_weights_with_stats(
     """
     if not temperature > 0:
         raise ConfigError("temperature", f"expected a number > 0, got {temperature}")
-    chosen_t = _check_inputs(scores, response_mask, chosen)
-    b = resolve_baseline(scores, response_mask, baseline)
-    inside = response_mask.bool()
-    sides = _message_sides(scores, response_mask, b, int(min_message_tokens))
+    chosen_t, b, inside, sides, keep = _prepare(
+        scores, response_mask, chosen, baseline, min_message_tokens
+    )
     values = scores.detach().double().masked_fill(~inside, 0.0)
     means = torch.zeros_like(values)
     for row in range(values.shape[0]):
@@ -294,18 +321,7 @@ def message_weights_with_stats(
         means[row, positions] = row_means
     sign = torch.where(chosen_t, 1.0, -1.0).to(means)[:, None]
     weights = torch.sigmoid(sign * (means - b) / temperature).masked_fill(~inside, 0.0)
-    keep = torch.where(chosen_t[:, None], sides >= 0, sides <= 0) & inside
-    weights, fallbacks = _apply_fallback(weights, response_mask, keep)
-    weights = weights.to(scores.dtype if scores.is_floating_point() else torch.float32)
-    stats = MaskStats(
-        kept_tokens=float(weights.sum()),
-        response_tokens=int(inside.sum()),
-        responses=int(inside.any(dim=1).sum()),
-        fallbacks=fallbacks,
-        baseline=b,
-    )
-    _log_stats(stats)
-    return weights, stats
+    return _finish(weights, scores, response_mask, keep, b)
 
 
 def message_weights(

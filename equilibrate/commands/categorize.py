@@ -4,17 +4,18 @@ Each input line is a JSON object with a string field ``prompt``; every other fie
 output line is the same object plus ``category`` (EHD / IHD / MHD / OTHER / NONE) and
 ``confidence`` (0-1). ``--method embedding`` uses the book's trained embedding categorizer (trained
 once on the authors' BeaverTails labels, then cached); ``--method judge`` asks the profile's chat
-model two yes/no questions per prompt. The input is read and checked before anything is written.
+model two yes/no questions per prompt. The input is read and checked before anything is written,
+and the output replaces ``--out`` only when complete.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from equilibrate.commands._jsonl import read_jsonl_rows, write_rows_atomically
 from equilibrate.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -54,23 +55,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def _check_prompt(path: Path, number: int, row: dict[str, Any]) -> None:
+    if not isinstance(row.get("prompt"), str):
+        raise DataFormatError(path, number, "prompt", "missing or not a string")
+
+
 def read_prompts(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file whose objects carry a string ``prompt``; errors name file, line, field."""
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, None, f"not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise DataFormatError(path, number, None, "expected a JSON object per line")
-            if not isinstance(row.get("prompt"), str):
-                raise DataFormatError(path, number, "prompt", "missing or not a string")
-            rows.append(row)
-    return rows
+    return read_jsonl_rows(path, _check_prompt)
 
 
 def categorizer_for(method: str, profile_name: str = "cpu") -> Any:
@@ -99,11 +91,13 @@ def run(args: argparse.Namespace) -> int:
     rows = read_prompts(args.in_path)
     categorizer = categorizer_for(args.method, args.profile)
     verdicts = categorizer.categorize([r["prompt"] for r in rows])
-    args.out_path.parent.mkdir(parents=True, exist_ok=True)
-    with args.out_path.open("w", encoding="utf-8") as handle:
-        for row, verdict in zip(rows, verdicts, strict=True):
-            out = {**row, "category": verdict.category, "confidence": round(verdict.confidence, 4)}
-            handle.write(json.dumps(out, ensure_ascii=False) + "\n")
+    write_rows_atomically(
+        args.out_path,
+        [
+            {**row, "category": verdict.category, "confidence": round(verdict.confidence, 4)}
+            for row, verdict in zip(rows, verdicts, strict=True)
+        ],
+    )
     extra = ""
     if args.method == "judge":
         extra = f", {categorizer.unparseable} unparseable answers"

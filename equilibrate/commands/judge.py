@@ -13,13 +13,11 @@ the file, the 1-based line (reported as ``row``) and the field.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from equilibrate.commands._jsonl import read_jsonl_rows, write_rows_atomically
 from equilibrate.errors import DataFormatError
 from equilibrate.judge import LABELS, judge_response
 
@@ -55,6 +53,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def _check_prompt_response(path: Path, number: int, row: dict[str, Any]) -> None:
+    for name in ("prompt", "response"):
+        if name not in row:
+            raise DataFormatError(path, number, name, "missing; every line needs it")
+        if not isinstance(row[name], str):
+            raise DataFormatError(
+                path, number, name, f"expected a string, found {type(row[name]).__name__}"
+            )
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Read and check a JSONL file of ``prompt``/``response`` rows.
 
@@ -62,40 +70,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         FileNotFoundError: when ``path`` does not exist.
         DataFormatError: naming the file, the 1-based line and the field at fault.
     """
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, None, f"not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise DataFormatError(path, number, None, "expected a JSON object per line")
-            for name in ("prompt", "response"):
-                if name not in row:
-                    raise DataFormatError(path, number, name, "missing; every line needs it")
-                if not isinstance(row[name], str):
-                    raise DataFormatError(
-                        path, number, name, f"expected a string, found {type(row[name]).__name__}"
-                    )
-            rows.append(row)
-    return rows
-
-
-def write_rows_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` as JSONL to a temporary file beside ``path``, then rename it onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return read_jsonl_rows(path, _check_prompt_response)
 
 
 def run(args: argparse.Namespace) -> int:

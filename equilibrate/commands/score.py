@@ -13,36 +13,29 @@ second call with the same scorer costs nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
+from equilibrate.commands._jsonl import read_jsonl_rows, write_rows_atomically
 from equilibrate.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
+
+
+def _check_pair(path: Path, number: int, row: dict) -> None:
+    for name in ("prompt", "chosen", "rejected"):
+        if name not in row:
+            raise DataFormatError(
+                path, number, name, "missing; a pair needs prompt, chosen and rejected"
+            )
 
 
 def read_mix(path: Path) -> list[dict]:
     """Rows of a JSONL mix; each must have prompt, chosen and rejected."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mix file")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, None, f"not valid JSON: {err}") from None
-            for name in ("prompt", "chosen", "rejected"):
-                if name not in row:
-                    raise DataFormatError(
-                        path, number, name, "missing; a pair needs prompt, chosen and rejected"
-                    )
-            rows.append(row)
-    return rows
+    return read_jsonl_rows(path, _check_pair)
 
 
 def build_scorer(args: argparse.Namespace):
@@ -145,9 +138,6 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     scored = score_dataset(rows, scorer, cache=not args.no_cache)
     seconds = time.perf_counter() - start
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as handle:
-        for row in scored:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_rows_atomically(args.out, scored)
     print(f"scored {len(scored)} pairs with {scorer.name} in {seconds:.1f} s -> {args.out}")
     return 0

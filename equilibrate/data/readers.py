@@ -31,6 +31,22 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")  # noqa: SIM115
 
 
+def _csv_records(path: Path, handle: io.TextIOBase) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(row, cells)`` for each CSV record, the first being row 1; a malformed record
+    raises ``DataFormatError`` naming its row."""
+    reader = csv.reader(handle)
+    row = 0
+    while True:
+        row += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise DataFormatError(path, row, None, f"not valid CSV: {err}") from None
+        yield row, cells
+
+
 def read_csv(path: Path, required: Sequence[str]) -> Iterator[Record]:
     """Yield ``(row, record)`` for each record of a CSV file with a header line.
 
@@ -38,27 +54,17 @@ def read_csv(path: Path, required: Sequence[str]) -> Iterator[Record]:
     for a record with more or fewer cells than the header has columns.
     """
     with _open_text(path) as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataFormatError(path, 1, None, "the file is empty; expected a header") from None
-        except csv.Error as err:
-            raise DataFormatError(path, 1, None, f"not valid CSV: {err}") from None
+        records = _csv_records(path, handle)
+        first = next(records, None)
+        if first is None:
+            raise DataFormatError(path, 1, None, "the file is empty; expected a header")
+        header = first[1]
         for name in required:
             if name not in header:
                 raise DataFormatError(
                     path, 1, name, f"column missing from the header (found: {header})"
                 )
-        row = 1
-        while True:
-            row += 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise DataFormatError(path, row, None, f"not valid CSV: {err}") from None
+        for row, cells in records:
             if not cells:
                 continue
             if len(cells) != len(header):
@@ -71,16 +77,7 @@ def read_csv(path: Path, required: Sequence[str]) -> Iterator[Record]:
 def read_csv_headerless(path: Path, columns: Sequence[str]) -> Iterator[Record]:
     """Yield ``(row, record)`` for a CSV file without a header, naming cells by ``columns``."""
     with _open_text(path) as handle:
-        reader = csv.reader(handle)
-        row = 0
-        while True:
-            row += 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                raise DataFormatError(path, row, None, f"not valid CSV: {err}") from None
+        for row, cells in _csv_records(path, handle):
             if len(cells) != len(columns):
                 raise DataFormatError(
                     path, row, None,

@@ -289,6 +289,7 @@ class _Evaluation:
         self._judge_error: float | None = None
         self.categorizer = categorizer
         self.cache = results_dir(out_dir) / "generations.jsonl"
+        self.also_read: tuple[Path, ...] = ()
         self.reused: list[str] = []
         self.computed: list[str] = []
 
@@ -312,6 +313,7 @@ class _Evaluation:
         gen_settings = GenerationSettings(
             max_new_tokens=max_new_tokens, batch_size=self.settings.batch_size
         )
+        extra = {"also_read": self.also_read} if self.also_read and key is None else {}
         return self.generate_fn(
             self.model,
             self.tokenizer,
@@ -320,6 +322,7 @@ class _Evaluation:
             profile=self.profile,
             cache=self.cache,
             model_key=key or self.model_key,
+            **extra,
         )
 
     def second_opinion(self) -> LLMSecondOpinion | None:
@@ -617,6 +620,7 @@ def evaluate_model(
     load_fn: Callable[[str], list[dict]] | None = None,
     judge_report: Any = None,
     categorizer: Any = None,
+    also_read: Sequence[str | Path] = (),
 ) -> EvalResults:
     """Evaluate one model on safety, over-refusal and helpfulness; store and return every score.
 
@@ -633,6 +637,8 @@ def evaluate_model(
             default: ``equilibrate.judge.validate_judge()`` on labelled XSTest completions.
         categorizer: an optional FDC categorizer (``.categorize(prompts)``) whose categories split
             the safety scores (``safe_rate[fdc_category=EHD]``...).
+        also_read: other generation caches of the same model to take answers from (read only;
+            see :func:`equilibrate.generate.generate`).
 
     Returns:
         :class:`EvalResults`; the same scores are in ``results.json`` and ``results.csv``.
@@ -659,6 +665,7 @@ def evaluate_model(
         judge_report,
         categorizer,
     )
+    run.also_read = tuple(Path(p) for p in also_read)
     scores: list[Score] = []
     for set_name in settings.safety_sets:
         scores += run.safety(set_name)

@@ -12,8 +12,7 @@ Names are imported on first use, so ``import equilibrate.train`` does not load t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from equilibrate._lazy import lazy_getattr as _lazy_getattr
 
 _EXPORTS = {
     "Recipe": "recipes",
@@ -38,10 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'equilibrate.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"equilibrate.train.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _EXPORTS, globals())

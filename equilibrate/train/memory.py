@@ -46,7 +46,8 @@ from equilibrate.train.recipes import Recipe
 from equilibrate.train.shapes import ModelShape, get_shape, shape_from_config
 
 GIB = 1024**3
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+# ``auto`` compute is planned as fp32, the larger of what it can resolve to.
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "auto": 4}
 NF4_BLOCK = 64  # weights per absmax constant (bitsandbytes default)
 DOUBLE_QUANT_BLOCK = 256  # absmax constants per second-level fp32 constant
 CUDA_CONTEXT_BYTES = GIB // 2

@@ -41,6 +41,10 @@ from equilibrate.errors import ConfigError
 METHODS = ("dpo", "ama-dpo")
 QUANTIZATIONS = ("none", "nf4")
 DTYPES = ("fp32", "fp16", "bf16")
+#: ``auto``: bf16 where the hardware computes it natively, else fp16 (CUDA) or fp32 (CPU); it is
+#: resolved when a run starts (:func:`equilibrate.train.trainer.resolve_compute_dtype`), so run
+#: directories and their ``recipe.yaml`` record the dtype actually used.
+COMPUTE_DTYPES = (*DTYPES, "auto")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("auto", "adamw_torch", "paged_adamw_8bit", "adamw_8bit", "paged_adamw_32bit")
 SCHEDULERS = ("constant", "linear", "cosine", "constant_with_warmup")
@@ -245,7 +249,7 @@ class HardwareSection:
 
     def __post_init__(self) -> None:
         _choice(self.device, "hardware.device", DEVICES)
-        _choice(self.compute_dtype, "hardware.compute_dtype", DTYPES)
+        _choice(self.compute_dtype, "hardware.compute_dtype", COMPUTE_DTYPES)
         _positive_int(self.micro_batch_size, "hardware.micro_batch_size")
         _positive_int(self.num_processes, "hardware.num_processes")
         _check(

@@ -272,8 +272,9 @@ def train_run(
     from datasets import Dataset
 
     from equilibrate.train.preferences import fingerprint, load_pairs
-    from equilibrate.train.trainer import build_trainer, resolve_device
+    from equilibrate.train.trainer import build_trainer, resolve_compute_dtype, resolve_device
 
+    recipe = resolve_compute_dtype(recipe)  # before the run key: it names the dtype used
     device = resolve_device(recipe)
     if dataset is None:
         rows = load_pairs(

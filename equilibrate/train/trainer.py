@@ -31,6 +31,9 @@ from equilibrate.train.recipes import Recipe
 
 logger = logging.getLogger(__name__)
 
+#: Where :func:`cpu_has_native_bf16` reads the CPU's flags (Linux).
+CPUINFO = Path("/proc/cpuinfo")
+
 AMA_SCORING_KEYS = ("scorer",)  # method.ama keys used to score data, not AMADPOConfig fields
 
 
@@ -55,13 +58,51 @@ def resolve_device(recipe: Recipe) -> str:
             f"recipe {recipe.name!r} needs a CUDA GPU and none is visible; use recipes/cpu.yaml",
             source=recipe.source,
         )
-    if device == "cpu" and hw.compute_dtype != "fp32":
+    if device == "cpu" and hw.compute_dtype == "fp16":
         raise ConfigError(
             "hardware.compute_dtype",
-            f"{hw.compute_dtype} compute runs on CUDA only; on CPU use fp32",
+            "fp16 compute runs on CUDA only; on CPU use fp32, bf16 or auto",
+            source=recipe.source,
+        )
+    if device == "cpu" and hw.compute_dtype == "bf16" and not cpu_has_native_bf16():
+        raise ConfigError(
+            "hardware.compute_dtype",
+            "bf16 compute on this CPU would be emulated (slower than fp32): it lacks the "
+            "AVX512-BF16 and AMX-BF16 instructions; use fp32 or auto",
             source=recipe.source,
         )
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX-BF16, read from
+    ``/proc/cpuinfo``; ``False`` where that file does not exist)."""
+    try:
+        text = CPUINFO.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[-1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_compute_dtype(recipe: Recipe) -> Recipe:
+    """``recipe`` with ``hardware.compute_dtype: auto`` replaced by what this machine runs: bf16
+    where native (on CPU: AVX512-BF16/AMX, where autocast made a training step about three times
+    faster than fp32 here), otherwise fp16 on CUDA and fp32 on CPU. Other recipes come back as
+    they are."""
+    if recipe.hardware.compute_dtype != "auto":
+        return recipe
+    device = resolve_device(recipe)
+    if device == "cuda":
+        import torch
+
+        dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    else:
+        dtype = "bf16" if cpu_has_native_bf16() else "fp32"
+    return recipe.replace({"hardware.compute_dtype": dtype})
 
 
 def local_rank() -> int:
@@ -190,7 +231,7 @@ def training_arguments(recipe: Recipe, output_dir: Path, device: str):
         data_seed=hp.seed,
         beta=method.beta,
         max_length=hp.max_length,
-        bf16=device == "cuda" and hw.compute_dtype == "bf16",
+        bf16=hw.compute_dtype == "bf16",  # on CPU: bf16 autocast over fp32 weights
         fp16=device == "cuda" and hw.compute_dtype == "fp16",
         use_cpu=device == "cpu",
         # transformers 5 names gradient checkpointing "activation checkpointing"
@@ -278,6 +319,7 @@ def build_trainer(
 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
+    recipe = resolve_compute_dtype(recipe)
     device = resolve_device(recipe)
     world = world_size()
     if world != recipe.hardware.num_processes:
