@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# torch first, on its own: a CPU build where the machine has one (see README, "Hardware").
+# torch first, on its own: a CPU build where the machine has one (see README, "Profiles and hardware").
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.equilibrate-installed
 
@@ -16,6 +16,8 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export EQUILIBRATE_CACHE_DIR ?= $(CURDIR)/.cache
+# The book is built on the CPU profile even where a GPU and the Llama-3 weights are present.
+export EQUILIBRATE_PROFILE ?= cpu
 ifneq ($(wildcard ../shared/data),)
 export EQUILIBRATE_DATA_DIR ?= $(abspath ../shared/data)
 endif

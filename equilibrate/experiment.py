@@ -216,7 +216,16 @@ def evaluate_arm(arm: str, settings: ExperimentSettings | None = None, profile=N
     from equilibrate.generate import model_key
 
     settings = settings or ExperimentSettings()
-    profile = profiles.get_profile(profile or _recipe_profile(settings))
+    trained_on = experiment_profile(settings)
+    name = getattr(profile, "name", profile) if profile is not None else trained_on
+    if name != trained_on:
+        raise ConfigError(
+            "profile",
+            f"the experiment's recipe {settings.recipe!r} trains the {trained_on!r} profile; "
+            f"evaluating it as {name!r} would put its adapters on another model. Pass no profile, "
+            f"or choose a recipe for {name!r} (ExperimentSettings(recipe=...))",
+        )
+    profile = profiles.get_profile(trained_on)
     adapter, also_read = None, ()
     if arm == "base":
         out_dir = base_run_dir(profile, settings.seed)
@@ -234,9 +243,11 @@ def evaluate_arm(arm: str, settings: ExperimentSettings | None = None, profile=N
                           also_read=also_read)
 
 
-def _recipe_profile(settings: ExperimentSettings) -> str:
+def experiment_profile(settings: ExperimentSettings | None = None) -> str:
+    """The profile (model) the experiment's recipe trains, and so the one it evaluates."""
     from equilibrate.train.recipes import Recipe
 
+    settings = settings or ExperimentSettings()
     return Recipe.load(recipe_path(settings.recipe)).model.profile
 
 

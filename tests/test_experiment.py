@@ -459,3 +459,9 @@ def test_base_evaluations_of_different_seeds_do_not_share_a_folder(tmp_path, mon
     zero, one = experiment.base_run_dir("cpu", 0), experiment.base_run_dir("cpu", 1)
     assert zero.name == "base-cpu" and one.name == "base-cpu-seed1"
     assert zero.parent == one.parent
+
+
+def test_the_experiment_evaluates_on_the_profile_its_recipe_trains():
+    assert experiment.experiment_profile(experiment.ExperimentSettings()) == "cpu"
+    with pytest.raises(ConfigError, match="trains the 'cpu' profile"):
+        experiment.evaluate_arm("base", experiment.ExperimentSettings(), "llama3-8b")
