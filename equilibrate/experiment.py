@@ -37,11 +37,11 @@ TRAINED_ARMS = ARMS[1:]
 #: Sample sizes for the book's CPU build; larger on a GPU (see ``book_eval_settings``).
 CPU_EVAL = dict(
     safety_sets=("advbench", "harmbench", "jailbreakbench", "simplesafetytests", "xstest_unsafe"),
-    n_safety=30,
-    n_overrefusal=None,
+    n_safety=24,
+    n_overrefusal=150,
     helpfulness_benchmarks=("mmlu", "arc_easy", "arc_challenge", "commonsenseqa", "winogrande",
                             "truthfulqa_mc1", "gsm8k", "bbh"),
-    n_multiple_choice=40,
+    n_multiple_choice=32,
     n_generation=16,
     safety_max_new_tokens=64,
     reasoning_max_new_tokens=128,
@@ -445,6 +445,7 @@ def export_results(results: dict[str, ArmResult], settings: ExperimentSettings,
         "machine": machine_description(),
         "seconds": None if seconds is None else round(seconds),
         "settings": settings_dict(settings),
+        "eval_settings": eval_settings_dict(settings),
         "scores": scores,
     }
     path = Path(path)
@@ -493,6 +494,11 @@ def load_exported(path: str | Path) -> tuple[dict, Any]:
     return meta, pd.DataFrame(payload["scores"])
 
 
+def eval_settings_dict(settings: ExperimentSettings) -> dict:
+    """The evaluation settings the experiment uses, as they read back from JSON."""
+    return json_roundtrip(asdict(book_eval_settings(experiment_profile(settings), settings)))
+
+
 def same_experiment(a: dict, b: dict) -> list[str]:
     """The settings (as dicts) in which two experiments differ, apart from the seed."""
     keys = sorted((set(a) | set(b)) - {"seed"})
@@ -530,10 +536,16 @@ def exported_seeds(settings: ExperimentSettings, folder: str | Path,
     frames: dict[int, Any] = {}
     notes: list[str] = []
     wanted = json_roundtrip(settings_dict(settings))
+    wanted_eval = eval_settings_dict(settings)
     for path in sorted(Path(folder).glob("experiment-seed*.json")):
         meta, frame = load_exported(path)
         seed = meta["settings"].get("seed")
         differs = same_experiment(meta["settings"], wanted)
+        evaluated = meta.get("eval_settings")
+        if evaluated is None:
+            differs.append("evaluation settings (not recorded)")
+        else:
+            differs += [f"evaluation {k}" for k in same_experiment(evaluated, wanted_eval)]
         if differs:
             notes.append(f"{path.name}: left out, its settings differ in {', '.join(differs)}")
             continue

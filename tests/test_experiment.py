@@ -465,3 +465,19 @@ def test_the_experiment_evaluates_on_the_profile_its_recipe_trains():
     assert experiment.experiment_profile(experiment.ExperimentSettings()) == "cpu"
     with pytest.raises(ConfigError, match="trains the 'cpu' profile"):
         experiment.evaluate_arm("base", experiment.ExperimentSettings(), "llama3-8b")
+
+
+def test_exported_seeds_also_compare_the_evaluation_settings(tmp_path):
+    base = experiment.ExperimentSettings(seed=0)
+    path = experiment.export_results(_arm_results(0.0), experiment.ExperimentSettings(seed=1),
+                                     tmp_path / "experiment-seed1.json")
+    meta, _ = experiment.load_exported(path)
+    assert meta["eval_settings"]["n_safety"] == experiment.CPU_EVAL["n_safety"]
+    assert meta["eval_settings"]["seed"] == 1
+    # the same file evaluated with other sample sizes is left out, and the note says why
+    import json
+    payload = json.loads(path.read_text())
+    payload["eval_settings"]["n_overrefusal"] = 7
+    path.write_text(json.dumps(payload))
+    frames, notes = experiment.exported_seeds(base, tmp_path)
+    assert frames == {} and "evaluation n_overrefusal" in notes[0]
