@@ -432,8 +432,8 @@ def export_results(results: dict[str, ArmResult], settings: ExperimentSettings,
     """Write every arm's scores, the settings and the machine to one JSON file (atomically)."""
     import datetime
     import json
-    import os
-    import tempfile
+
+    from equilibrate._files import write_text_atomically
 
     scores = [
         {**asdict(s), "model": arm} for arm, r in results.items() for s in r.evaluation.scores
@@ -448,15 +448,7 @@ def export_results(results: dict[str, ArmResult], settings: ExperimentSettings,
         "eval_settings": eval_settings_dict(settings),
         "scores": scores,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, default=str)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(path, json.dumps(payload, indent=1, default=str) + "\n")
 
 
 def load_exported(path: str | Path) -> tuple[dict, Any]:

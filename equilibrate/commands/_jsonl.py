@@ -11,12 +11,11 @@ would give it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from equilibrate._files import write_text_atomically
 from equilibrate.errors import DataFormatError
 
 RowCheck = Callable[[Path, int, dict[str, Any]], None]
@@ -49,22 +48,6 @@ def read_jsonl_rows(path: Path, check: RowCheck | None = None) -> list[dict[str,
     return rows
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_rows_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write ``rows`` as JSONL to a temporary file beside ``path``, then rename it onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
